@@ -1,0 +1,5 @@
+"""campaign-runner: bulk LinkedIn connection campaigns through the SendPilot API."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from campaign_runner.cli import cli
+
+cli()

@@ -1,0 +1,254 @@
+"""YAML file + environment -> one validated, frozen :class:`Settings`.
+
+Every key is documented in ``config.example.yaml``. Unknown keys are errors, because a
+misspelt ``daily_limit`` silently falling back to a default is how accounts get restricted.
+The API key comes from ``SENDPILOT_API_KEY`` first and the file second; it is held in a
+:class:`Secret` so that no repr, log line or traceback can show it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from campaign_runner.errors import ConfigError
+
+API_KEY_ENV = "SENDPILOT_API_KEY"
+CONFIG_ENV = "CAMPAIGN_RUNNER_CONFIG"
+DEFAULT_CONFIG_NAME = "campaign-runner.yaml"
+DEFAULT_BASE_URL = "https://api.sendpilot.ai/v1"
+
+
+class Secret:
+    """A string that never shows itself: ``str()`` and ``repr()`` give ``'***'``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    base_url: str = DEFAULT_BASE_URL
+    timeout_seconds: float = 30.0
+    api_key: Secret | None = None
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    id: str
+    daily_limit: int
+
+
+@dataclass(frozen=True)
+class PacingSettings:
+    # The period over which each sender's capacity is spread and renewed.
+    window_seconds: float = 86400.0
+    concurrency: int = 4
+    # Fraction of each interval added or removed at random, so that invitations do not
+    # leave at a machine-like cadence.
+    jitter: float = 0.0
+    # Used for senders that the config does not list but the API reports.
+    default_daily_limit: int = 25
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    max_attempts: int = 5
+    base_delay_seconds: float = 1.0
+    max_delay_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    api: ApiSettings = field(default_factory=ApiSettings)
+    senders: tuple[SenderSettings, ...] = ()
+    pacing: PacingSettings = field(default_factory=PacingSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    source: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    def sender(self, sender_id: str) -> SenderSettings | None:
+        return next((s for s in self.senders if s.id == sender_id), None)
+
+
+def find_config(explicit: Path | None, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The config file to use: ``--config``, then ``$CAMPAIGN_RUNNER_CONFIG``, then
+    ``./campaign-runner.yaml`` if it exists, else none (defaults and environment only)."""
+    if explicit is not None:
+        return explicit
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    local = Path(DEFAULT_CONFIG_NAME)
+    return local if local.is_file() else None
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Read and validate the config at ``path`` (or defaults when ``None``)."""
+    raw: Any = {}
+    source = str(path) if path is not None else "<defaults>"
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise ConfigError(path, None, "file not found") from None
+        except OSError as exc:
+            raise ConfigError(path, None, f"cannot read ({exc.strerror})") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(path, None, f"not valid YAML{line}") from None
+    reader = _Reader(source)
+    top = reader.mapping(raw, "", {"api", "senders", "pacing", "retry"})
+    api_raw = reader.mapping(top.get("api", {}), "api", {"base_url", "timeout_seconds", "api_key"})
+    warnings: list[str] = []
+    key = environ.get(API_KEY_ENV) or None
+    file_key = reader.string(api_raw, "api.api_key", None)
+    if key is None and file_key:
+        key = file_key
+        if path is not None and _readable_by_others(path):
+            warnings.append(
+                f"{path}: api.api_key is stored in a file that other users can read; "
+                f"prefer the {API_KEY_ENV} environment variable or chmod 600"
+            )
+    base_url = reader.string(api_raw, "api.base_url", DEFAULT_BASE_URL) or DEFAULT_BASE_URL
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(source, "api.base_url", "must start with http:// or https://")
+    api = ApiSettings(
+        base_url=base_url.rstrip("/"),
+        timeout_seconds=reader.number(api_raw, "api.timeout_seconds", 30.0, minimum=0.001),
+        api_key=Secret(key) if key else None,
+    )
+    pacing_raw = reader.mapping(
+        top.get("pacing", {}),
+        "pacing",
+        {"window_seconds", "concurrency", "jitter", "default_daily_limit"},
+    )
+    pacing = PacingSettings(
+        window_seconds=reader.number(pacing_raw, "pacing.window_seconds", 86400.0, minimum=0.001),
+        concurrency=int(reader.number(pacing_raw, "pacing.concurrency", 4, minimum=1, whole=True)),
+        jitter=reader.number(pacing_raw, "pacing.jitter", 0.0, minimum=0.0, maximum=1.0),
+        default_daily_limit=int(
+            reader.number(pacing_raw, "pacing.default_daily_limit", 25, minimum=0, whole=True)
+        ),
+    )
+    retry_raw = reader.mapping(
+        top.get("retry", {}),
+        "retry",
+        {"max_attempts", "base_delay_seconds", "max_delay_seconds"},
+    )
+    retry = RetrySettings(
+        max_attempts=int(reader.number(retry_raw, "retry.max_attempts", 5, minimum=1, whole=True)),
+        base_delay_seconds=reader.number(retry_raw, "retry.base_delay_seconds", 1.0, minimum=0.0),
+        max_delay_seconds=reader.number(retry_raw, "retry.max_delay_seconds", 60.0, minimum=0.0),
+    )
+    return Settings(
+        api=api,
+        senders=_senders(reader, top.get("senders", [])),
+        pacing=pacing,
+        retry=retry,
+        source=path,
+        warnings=tuple(warnings),
+    )
+
+
+def _senders(reader: _Reader, raw: Any) -> tuple[SenderSettings, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(reader.source, "senders", "must be a list of {id, daily_limit}")
+    senders: list[SenderSettings] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        where = f"senders[{i}]"
+        entry = reader.mapping(item, where, {"id", "daily_limit"})
+        sender_id = reader.string(entry, f"{where}.id", None)
+        if not sender_id:
+            raise ConfigError(reader.source, f"{where}.id", "is required")
+        if sender_id in seen:
+            raise ConfigError(reader.source, f"{where}.id", f"{sender_id!r} is listed twice")
+        seen.add(sender_id)
+        limit = reader.number(entry, f"{where}.daily_limit", None, minimum=0, whole=True)
+        senders.append(SenderSettings(id=sender_id, daily_limit=int(limit)))
+    return tuple(senders)
+
+
+def _readable_by_others(path: Path) -> bool:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & (stat.S_IRGRP | stat.S_IROTH))
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """Typed access to raw YAML values, raising ``file: key: problem`` errors."""
+
+    source: str
+
+    def mapping(self, value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(self.source, key or None, "must be a mapping of keys to values")
+        for name in value:
+            if name not in allowed:
+                full = f"{key}.{name}" if key else str(name)
+                known = ", ".join(sorted(allowed))
+                raise ConfigError(self.source, full, f"unknown key (known here: {known})")
+        return value
+
+    def string(self, raw: dict[str, Any], key: str, default: str | None) -> str | None:
+        value = raw.get(key.rsplit(".", 1)[-1], default)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ConfigError(self.source, key, "must be a string")
+        return str(value)
+
+    def number(
+        self,
+        raw: dict[str, Any],
+        key: str,
+        default: float | None,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        whole: bool = False,
+    ) -> float:
+        value = raw.get(key.rsplit(".", 1)[-1], default)
+        if value is None:
+            raise ConfigError(self.source, key, "is required")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(self.source, key, f"must be a number, not {value!r}")
+        if whole and value != int(value):
+            raise ConfigError(self.source, key, f"must be a whole number, not {value!r}")
+        if minimum is not None and value < minimum:
+            raise ConfigError(self.source, key, f"must be at least {minimum:g}, not {value!r}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(self.source, key, f"must be at most {maximum:g}, not {value!r}")
+        return float(value)
