@@ -1,0 +1,370 @@
+"""Fault injection in the sandbox, each kind seen by a real client over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import FakeClock, SandboxFactory
+
+from campaign_runner.sandbox import (
+    FaultPlan,
+    FaultRule,
+    SandboxSender,
+    SandboxServer,
+    parse_fault_spec,
+)
+
+SENDERS = (SandboxSender("s1", capacity=100), SandboxSender("s2", capacity=100))
+SHORT = aiohttp.ClientTimeout(total=0.2)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def body(n: int = 0, sender: str = "s1", slug: str = "person") -> dict[str, Any]:
+    return {"senderId": sender, "recipientLinkedinUrl": f"https://www.linkedin.com/in/{slug}-{n}"}
+
+
+async def post(
+    http: aiohttp.ClientSession,
+    server: SandboxServer,
+    payload: dict[str, Any],
+    timeout: aiohttp.ClientTimeout | None = None,
+) -> aiohttp.ClientResponse:
+    """POST a connect request and return the response with its body already read."""
+    response = await http.post(
+        server.base_url + "/inbox/connect",
+        json=payload,
+        headers={"X-API-Key": server.api_key},
+        timeout=timeout or aiohttp.ClientTimeout(total=5),
+    )
+    async with response:
+        await response.read()
+    return response
+
+
+async def statuses(http: aiohttp.ClientSession, server: SandboxServer, count: int) -> list[int]:
+    return [(await post(http, server, body(n))).status for n in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("rule", "status", "message", "error"),
+    [
+        (FaultRule("error"), 500, "Internal server error", "Internal Server Error"),
+        (FaultRule("error", status=503), 503, "Service Unavailable", "Service Unavailable"),
+        (
+            FaultRule("error", status=403, message="Missing scope"),
+            403,
+            "Missing scope",
+            "Forbidden",
+        ),
+    ],
+)
+async def test_error_faults_answer_json_and_create_nothing(
+    sandbox: SandboxFactory,
+    http: aiohttp.ClientSession,
+    rule: FaultRule,
+    status: int,
+    message: str,
+    error: str,
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(rule,))
+    response = await post(http, server, body())
+    assert response.status == status
+    assert await response.json() == {"statusCode": status, "message": message, "error": error}
+    assert server.state.invitations == []
+    assert server.state.counters == {("connect", f"fault:{status}"): 1}
+
+
+async def test_rate_limit_fault_sends_retry_after_then_stops_after_times(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    server = await sandbox(
+        senders=SENDERS, faults=(FaultRule("rate_limit", retry_after=2, times=2),)
+    )
+    for _ in range(2):
+        response = await post(http, server, body())
+        assert response.status == 429
+        assert response.headers["Retry-After"] == "2"
+        payload = await response.json()
+        assert payload == {
+            "statusCode": 429,
+            "message": "Rate limit exceeded",
+            "error": "Too Many Requests",
+        }
+        # Not the daily limit: a client must treat it as transient.
+        assert "daily" not in payload["message"].lower()
+    assert (await post(http, server, body())).status == 200
+    assert server.state.counters[("connect", "fault:rate_limit")] == 2
+    assert len(server.state.invitations) == 1
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (FaultRule("rate_limit", retry_after=0.05), "0.05"),
+        (FaultRule("rate_limit", retry_after=None), None),
+        (
+            FaultRule("rate_limit", retry_after=30, retry_after_date=True),
+            "Tue, 14 Nov 2023 22:13:50 GMT",
+        ),
+    ],
+)
+async def test_retry_after_forms(
+    sandbox: SandboxFactory,
+    http: aiohttp.ClientSession,
+    fake_clock: FakeClock,
+    rule: FaultRule,
+    expected: str | None,
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(rule,), clock=fake_clock)
+    response = await post(http, server, body())
+    assert response.status == 429
+    assert response.headers.get("Retry-After") == expected
+    if rule.retry_after_date:
+        when = email.utils.parsedate_to_datetime(expected or "")
+        assert when.timestamp() == fake_clock.now + 30
+
+
+async def test_latency_delays_then_answers_normally(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(FaultRule("latency", seconds=0.05),))
+    started = time.monotonic()
+    response = await post(http, server, body())
+    assert time.monotonic() - started >= 0.05
+    assert response.status == 200
+    assert (await response.json())["status"] == "sent"
+    assert len(server.state.invitations) == 1
+    assert server.state.counters[("connect", "fault:latency")] == 1
+
+
+async def test_hang_creates_the_invitation_and_never_answers(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(FaultRule("hang"),))
+    with pytest.raises(TimeoutError):
+        await post(http, server, body(), timeout=SHORT)
+    assert [i.linkedin_url for i in server.state.invitations] == [body()["recipientLinkedinUrl"]]
+    assert server.state.counters[("connect", "sent")] == 1
+    assert server.state.counters[("connect", "fault:hang")] == 1
+
+
+@pytest.mark.parametrize(("kind", "created"), [("drop", 1), ("drop_before", 0)])
+async def test_dropped_connections(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession, kind: str, created: int
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(FaultRule(kind, times=1),))
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await post(http, server, body(1))
+    assert len(server.state.invitations) == created
+    assert server.state.counters[("connect", f"fault:{kind}")] == 1
+    # The server is fine afterwards.
+    assert (await post(http, server, body(2))).status == 200
+
+
+async def test_malformed_body_after_creating_the_invitation(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(FaultRule("malformed"),))
+    response = await post(http, server, body())
+    assert response.status == 200
+    assert response.content_type == "application/json"
+    with pytest.raises(json.JSONDecodeError):
+        await response.json()
+    assert len(server.state.invitations) == 1
+
+
+async def test_malformed_keeps_an_error_status(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(FaultRule("malformed"),))
+    response = await post(http, server, body(sender="nobody"))
+    assert response.status == 400
+    with pytest.raises(json.JSONDecodeError):
+        await response.json()
+    assert server.state.invitations == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (FaultRule("error", nth=3), [200, 200, 500, 200, 200]),
+        (FaultRule("error", times=2), [500, 500, 200, 200, 200]),
+        (FaultRule("error", nth=2, times=0), [200] * 5),
+        (FaultRule("error", recipient="person-1"), [200, 500, 200, 200, 200]),
+        (
+            FaultRule("error", recipient="https://www.linkedin.com/in/Person-3/"),
+            [200, 200, 200, 500, 200],
+        ),
+        (FaultRule("error", sender="s2"), [200] * 5),
+        (FaultRule("error", route="senders"), [200] * 5),
+        (FaultRule("error", route="*", nth=1), [500, 200, 200, 200, 200]),
+    ],
+)
+async def test_rule_selection(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession, rule: FaultRule, expected: list[int]
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(rule,))
+    assert await statuses(http, server, 5) == expected
+
+
+async def test_first_matching_rule_wins(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    rules = (FaultRule("error", status=502, times=1), FaultRule("error", status=503, times=2))
+    server = await sandbox(senders=SENDERS, faults=rules)
+    assert await statuses(http, server, 4) == [502, 503, 503, 200]
+
+
+async def test_faults_on_listing_routes(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    rules = (FaultRule("error", route="senders"), FaultRule("malformed", route="quotas"))
+    server = await sandbox(senders=SENDERS, faults=rules)
+    headers = {"X-API-Key": server.api_key}
+    async with http.get(server.base_url + "/inbox/senders", headers=headers) as response:
+        assert response.status == 500
+    async with http.get(server.base_url + "/senders/quotas", headers=headers) as response:
+        assert response.status == 200
+        with pytest.raises(json.JSONDecodeError):
+            await response.json()
+    assert (await post(http, server, body())).status == 200
+
+
+async def test_add_fault_at_runtime(sandbox: SandboxFactory, http: aiohttp.ClientSession) -> None:
+    server = await sandbox(senders=SENDERS)
+    assert (await post(http, server, body(1))).status == 200
+    server.add_fault(FaultRule("error", status=502, times=1))
+    assert await statuses(http, server, 2) == [502, 200]
+
+
+async def test_add_fault_before_start(http: aiohttp.ClientSession) -> None:
+    server = SandboxServer()
+    server.add_fault(FaultRule("error", status=504))
+    async with server:
+        response = await post(http, server, body(sender="sender_alice"))
+    assert response.status == 504
+
+
+async def test_same_seed_same_faults(sandbox: SandboxFactory, http: aiohttp.ClientSession) -> None:
+    rules = (FaultRule("error", rate=0.3), FaultRule("rate_limit", rate=0.2))
+
+    async def sequence(seed: int) -> list[int]:
+        server = await sandbox(senders=SENDERS, faults=rules, seed=seed)
+        return await statuses(http, server, 40)
+
+    first, again, other = await sequence(7), await sequence(7), await sequence(8)
+    assert first == again
+    assert first != other
+    assert {500, 429, 200} <= set(first)
+
+
+def test_rate_draws_are_seeded_per_rule() -> None:
+    """A rule's draws depend on the seed and its position, not on other rules firing."""
+    alone = FaultPlan.of([FaultRule("drop", rate=0.5)], seed=3)
+    with_other = FaultPlan.of([FaultRule("drop", rate=0.5)], seed=3)
+    with_other.add(FaultRule("error", rate=0.5))
+    picks = [_kind(alone.select("connect", n)) == "drop" for n in range(1, 50)]
+    assert picks == [_kind(with_other.select("connect", n)) == "drop" for n in range(1, 50)]
+    assert 10 < sum(picks) < 40
+
+
+def _kind(rule: FaultRule | None) -> str | None:
+    return rule.kind if rule else None
+
+
+async def test_stop_releases_a_hanging_request(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(FaultRule("hang"),))
+    request = asyncio.create_task(
+        post(http, server, body(), timeout=aiohttp.ClientTimeout(total=10))
+    )
+    for _ in range(200):
+        if server.state.invitations:
+            break
+        await asyncio.sleep(0.005)
+    assert len(server.state.invitations) == 1
+    started = time.monotonic()
+    await server.stop()
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await request
+
+
+async def test_stop_cuts_latency_short(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(FaultRule("latency", seconds=60),))
+    request = asyncio.create_task(
+        post(http, server, body(), timeout=aiohttp.ClientTimeout(total=10))
+    )
+    for _ in range(200):
+        if server.state.counters[("connect", "fault:latency")]:
+            break
+        await asyncio.sleep(0.005)
+    started = time.monotonic()
+    await server.stop()
+    assert time.monotonic() - started < 1.0
+    # The handler finished its work when released; the client may or may not get the answer.
+    await asyncio.gather(request, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("error", FaultRule("error")),
+        ("error:503", FaultRule("error", status=503)),
+        ("error:500:rate=0.1", FaultRule("error", rate=0.1)),
+        ("error:status=429:message=slow down", FaultRule("error", status=429, message="slow down")),
+        ("rate_limit:retry_after=2:times=3", FaultRule("rate_limit", retry_after=2, times=3)),
+        ("rate_limit:retry_after=none", FaultRule("rate_limit", retry_after=None)),
+        (
+            "rate_limit:retry_after=5:retry_after_date=true",
+            FaultRule("rate_limit", retry_after=5, retry_after_date=True),
+        ),
+        ("hang:nth=5", FaultRule("hang", nth=5)),
+        ("latency:seconds=0.5:route=*", FaultRule("latency", seconds=0.5, route="*")),
+        ("drop_before:sender=s1", FaultRule("drop_before", sender="s1")),
+        (
+            "drop:recipient=https://www.linkedin.com/in/x:times=1",
+            FaultRule("drop", recipient="https://www.linkedin.com/in/x", times=1),
+        ),
+        ("malformed:route=quotas", FaultRule("malformed", route="quotas")),
+    ],
+)
+def test_parse_fault_spec(spec: str, expected: FaultRule) -> None:
+    assert parse_fault_spec(spec) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ("explode", "unknown fault kind 'explode'"),
+        ("error:abc", "expected key=value"),
+        ("error:200", "4xx or 5xx"),
+        ("hang:when=later", "unknown key 'when'"),
+        ("hang:nth=first", "nth must be a number"),
+        ("hang:nth=0", "nth counts from 1"),
+        ("error:rate=2", "rate must be between 0 and 1"),
+        ("latency:seconds=-1", "seconds must not be negative"),
+        ("error:route=inbox", "unknown route 'inbox'"),
+        ("rate_limit:retry_after_date=maybe", "true or false"),
+        ("hang:503", "expected key=value"),
+    ],
+)
+def test_parse_fault_spec_rejects(spec: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem) as info:
+        parse_fault_spec(spec)
+    assert str(info.value).startswith(repr(spec))
