@@ -1,0 +1,280 @@
+"""The SendPilot HTTP client: one call -> one typed outcome.
+
+:meth:`SendPilotClient.connect` never raises for anything the network or the API can do;
+it returns a :class:`ConnectResult` whose :class:`ResultKind` says what is known about
+the invitation. The distinction that matters most is between failures where the request
+*never left* (safe to retry) and failures after it was sent (the invitation may exist:
+:attr:`ResultKind.AMBIGUOUS`, never re-sent automatically).
+
+The listing calls (:meth:`senders`, :meth:`quotas`) raise :class:`~campaign_runner.errors.ApiError`
+(or :class:`~campaign_runner.errors.AuthError`) because without them a run cannot be planned.
+The API key travels only in the ``X-API-Key`` header and appears in no message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from campaign_runner.config import Secret
+from campaign_runner.errors import ApiError, AuthError
+
+
+class ResultKind(enum.Enum):
+    ACCEPTED = "accepted"  # 2xx with a parseable body: sent, already_connected, or another word
+    REJECTED = "rejected"  # 400/404/other 4xx: this row will not work as it is
+    AUTH = "auth"  # 401/403: the key is wrong or lacks a scope; stop the whole run
+    DAILY_LIMIT = "daily_limit"  # 429 about the daily connection limit: sender done for the window
+    RATE_LIMITED = "rate_limited"  # 429 rate limit of the API itself: back off, retry
+    SERVER_ERROR = "server_error"  # 5xx: retry
+    NOT_SENT = "not_sent"  # connection refused, DNS, connect timeout: the request never left
+    AMBIGUOUS = "ambiguous"  # read timeout, disconnect, unparseable 2xx: it may exist
+
+
+@dataclass(frozen=True)
+class ConnectResult:
+    kind: ResultKind
+    status: str = ""  # the API's status word when ACCEPTED
+    request_id: str = ""
+    http_status: int | None = None
+    message: str = ""  # the API's or the network's explanation, for the results' error column
+    retry_after: float | None = None  # seconds, from a Retry-After header
+
+
+@dataclass(frozen=True)
+class SenderInfo:
+    id: str
+    name: str
+    status: str  # active | disconnected | rate_limited | whatever the API says
+    premium: bool | None  # None: the API did not say
+
+
+@dataclass(frozen=True)
+class Quota:
+    sender_id: str
+    limit: int | None
+    used: int | None
+    remaining: int | None
+    resets_at: str | None
+
+
+class SendPilotClient:
+    """A thin, typed wrapper over one :class:`aiohttp.ClientSession`.
+
+    The caller owns the session, so that connection pooling and its limits are decided
+    once, by the runner.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        api_key: Secret,
+        timeout_seconds: float,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._headers = {"X-API-Key": api_key.reveal(), "Accept": "application/json"}
+        # Separate connect and read timeouts, so that "never left" and "left, no answer"
+        # raise different exceptions. A single total timeout could not tell them apart.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout_seconds, sock_read=timeout_seconds
+        )
+
+    async def connect(self, sender_id: str, linkedin_url: str, note: str | None) -> ConnectResult:
+        """Send one connection request and classify whatever happens."""
+        body: dict[str, str] = {"senderId": sender_id, "recipientLinkedinUrl": linkedin_url}
+        if note:
+            body["message"] = note
+        try:
+            async with self._session.post(
+                f"{self._base}/inbox/connect",
+                json=body,
+                headers=self._headers,
+                timeout=self._timeout,
+            ) as response:
+                raw = await response.read()
+                return _classify(response.status, response.headers, raw)
+        except aiohttp.ClientConnectorError as exc:
+            return ConnectResult(ResultKind.NOT_SENT, message=f"cannot connect: {exc.os_error}")
+        except aiohttp.ConnectionTimeoutError:
+            return ConnectResult(ResultKind.NOT_SENT, message="connect timeout")
+        except aiohttp.SocketTimeoutError:
+            return ConnectResult(
+                ResultKind.AMBIGUOUS, message="no answer before the timeout (it may have been sent)"
+            )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # Disconnects, resets and truncated bodies after the request went out.
+            what = type(exc).__name__
+            return ConnectResult(
+                ResultKind.AMBIGUOUS, message=f"connection lost before an answer ({what})"
+            )
+
+    async def senders(self) -> list[SenderInfo]:
+        """``GET /inbox/senders``: the workspace's LinkedIn sender accounts."""
+        payload = await self._get_json("/inbox/senders")
+        items = payload.get("senders") if isinstance(payload, dict) else None
+        if not isinstance(items, list):
+            raise ApiError("GET /inbox/senders: unexpected answer (no 'senders' list)")
+        out = []
+        for item in items:
+            if not isinstance(item, dict) or not item.get("id"):
+                continue
+            premium = item.get("premium", item.get("isPremium"))
+            out.append(
+                SenderInfo(
+                    id=str(item["id"]),
+                    name=str(item.get("name") or ""),
+                    status=str(item.get("status") or "active"),
+                    premium=premium if isinstance(premium, bool) else None,
+                )
+            )
+        return out
+
+    async def quotas(self) -> dict[str, Quota]:
+        """``GET /senders/quotas``: each sender's connection quota, by sender id.
+
+        The item shape is assumed (see the API notes); anything missing becomes ``None``
+        and the caller falls back on its own limits.
+        """
+        payload = await self._get_json("/senders/quotas")
+        items = payload.get("senders") if isinstance(payload, dict) else None
+        out: dict[str, Quota] = {}
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict) or not item.get("senderId"):
+                continue
+            raw_conn = item.get("connections")
+            conn: dict[str, Any] = raw_conn if isinstance(raw_conn, dict) else {}
+            out[str(item["senderId"])] = Quota(
+                sender_id=str(item["senderId"]),
+                limit=_int_or_none(conn.get("limit")),
+                used=_int_or_none(conn.get("used")),
+                remaining=_int_or_none(conn.get("remaining")),
+                resets_at=str(conn["resetsAt"]) if conn.get("resetsAt") else None,
+            )
+        return out
+
+    async def _get_json(self, path: str) -> Any:
+        try:
+            async with self._session.get(
+                f"{self._base}{path}", headers=self._headers, timeout=self._timeout
+            ) as response:
+                raw = await response.read()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise ApiError(f"GET {path}: cannot reach the API at {self._base} ({exc})") from None
+        if status in (401, 403):
+            raise AuthError(_auth_message(status, _error_message(raw)), status)
+        if status >= 400:
+            raise ApiError(f"GET {path}: HTTP {status}: {_error_message(raw)}", status)
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ApiError(f"GET {path}: the answer is not JSON") from None
+
+
+def _classify(status: int, headers: Mapping[str, str], raw: bytes) -> ConnectResult:
+    if 200 <= status < 300:
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict) or not isinstance(payload.get("status"), str):
+            return ConnectResult(
+                ResultKind.AMBIGUOUS,
+                http_status=status,
+                message="the API answered success with a body that cannot be read",
+            )
+        return ConnectResult(
+            ResultKind.ACCEPTED,
+            status=payload["status"],
+            request_id=str(payload.get("requestId") or ""),
+            http_status=status,
+            message=str(payload.get("error") or ""),
+        )
+    message = _error_message(raw)
+    if status in (401, 403):
+        return ConnectResult(
+            ResultKind.AUTH, http_status=status, message=_auth_message(status, message)
+        )
+    if status == 429:
+        lowered = message.lower()
+        kind = (
+            ResultKind.DAILY_LIMIT
+            if "daily" in lowered and "limit" in lowered
+            else ResultKind.RATE_LIMITED
+        )
+        return ConnectResult(
+            kind,
+            http_status=status,
+            message=message,
+            retry_after=parse_retry_after(headers.get("Retry-After")),
+        )
+    if status >= 500:
+        return ConnectResult(
+            ResultKind.SERVER_ERROR,
+            http_status=status,
+            message=f"HTTP {status}: {message}",
+            retry_after=parse_retry_after(headers.get("Retry-After")),
+        )
+    return ConnectResult(ResultKind.REJECTED, http_status=status, message=message)
+
+
+def _error_message(raw: bytes) -> str:
+    """The API's ``message`` field, or a short excerpt of whatever came back."""
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and payload.get("message"):
+        message = payload["message"]
+        # NestJS validation errors come as a list of messages.
+        if isinstance(message, list):
+            return "; ".join(str(m) for m in message)
+        return str(message)
+    text = raw[:200].decode("utf-8", "replace").strip()
+    return text or "no message"
+
+
+def _auth_message(status: int, message: str) -> str:
+    if status == 401:
+        return (
+            f"the API rejected the key (HTTP 401: {message}); check SENDPILOT_API_KEY "
+            "or api.api_key, and that the key is not revoked"
+        )
+    return (
+        f"the API key lacks a permission (HTTP 403: {message}); it needs the scopes for "
+        "senders and inbox connect, and the senders must belong to its workspace"
+    )
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    reference = time.time() if now is None else now
+    return max(0.0, when.timestamp() - reference)
+
+
+def _int_or_none(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    return None

@@ -1,0 +1,105 @@
+"""Per-sender pacing and capacity accounting.
+
+A sender's capacity for this run is the smaller of its own ceiling (``daily_limit`` minus
+what the results journal shows it sent in the last ``window_seconds``) and what the API's
+quota reports as remaining. That capacity is spread evenly over ``window_seconds`` by one
+:class:`aiolimiter.AsyncLimiter` per sender, allowing one invitation per interval: a
+sender never bursts, and never goes past its capacity, however many rows are waiting.
+
+The API's own rate limits (429 with ``Retry-After``) pause *every* sender through one
+shared :class:`Backoff`, since they are about the key, not the LinkedIn account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiolimiter import AsyncLimiter
+
+
+def remaining_capacity(daily_limit: int, used_in_window: int, api_remaining: int | None) -> int:
+    """Invitations a sender may still send now: own ceiling, capped by the API's word."""
+    own = max(0, daily_limit - used_in_window)
+    return own if api_remaining is None else min(own, max(0, api_remaining))
+
+
+def pacing_interval(capacity: int, window_seconds: float) -> float:
+    """Seconds between two invitations of a sender that spreads ``capacity`` over a window."""
+    return window_seconds / capacity if capacity > 0 else math.inf
+
+
+@dataclass
+class SenderPacer:
+    """One sender's turn-taking: a limiter for the pace, a counter for the capacity.
+
+    Create it inside the running event loop (aiolimiter binds to the loop it first sees).
+    ``left`` is reserved when a turn is taken and given back with :meth:`refund` when the
+    turn is not used to create an invitation.
+    """
+
+    sender_id: str
+    capacity: int
+    window_seconds: float
+    jitter: float = 0.0
+    rng: random.Random | None = None
+
+    def __post_init__(self) -> None:
+        self.left = self.capacity
+        self.interval = pacing_interval(self.capacity, self.window_seconds)
+        self._limiter = AsyncLimiter(1, self.interval) if self.capacity > 0 else None
+        self._rng = self.rng or random.Random()
+
+    @property
+    def has_capacity(self) -> bool:
+        return self.left > 0
+
+    async def take_turn(self) -> bool:
+        """Wait for this sender's next slot; ``False`` when its capacity is spent."""
+        if self.left <= 0 or self._limiter is None:
+            return False
+        self.left -= 1
+        try:
+            await self._limiter.acquire()
+            if self.jitter > 0:
+                await asyncio.sleep(self._rng.uniform(0.0, self.jitter * self.interval))
+        except asyncio.CancelledError:
+            self.left += 1
+            raise
+        return True
+
+    def refund(self) -> None:
+        """Give back a reserved slot that created no invitation."""
+        self.left = min(self.capacity, self.left + 1)
+
+    def exhaust(self) -> None:
+        """The API says this sender's daily limit is reached: no more turns this run."""
+        self.left = 0
+
+
+class Backoff:
+    """A pause shared by all senders, for the API's own rate limits."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._until = 0.0
+
+    def _now(self) -> float:
+        return self._clock() if self._clock else asyncio.get_running_loop().time()
+
+    def push(self, seconds: float) -> None:
+        """Pause everyone for at least ``seconds`` from now."""
+        self._until = max(self._until, self._now() + seconds)
+
+    async def wait(self) -> None:
+        """Return once no pause is in force."""
+        while (delay := self._until - self._now()) > 0:
+            await self._sleep(delay)
