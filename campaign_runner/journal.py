@@ -1,0 +1,890 @@
+"""The results journal: an append-only CSV that says what happened to every prospect.
+
+Format (a contract with users, their spreadsheets and other tools):
+
+* UTF-8 without a byte-order mark (one is accepted on read), ``\\n`` line endings (``\\r\\n``
+  is accepted on read), quoting by the :mod:`csv` module (``QUOTE_MINIMAL``), so notes and
+  API messages with commas, quotes and newlines round-trip.
+* Header ``row,linkedin_url,sender_id,status,request_id,error,attempts,timestamp`` followed
+  by any extra columns. The header is fixed when the file is created; an existing header in
+  another order is kept and written in its order.
+* ``timestamp`` is ISO 8601 UTC with milliseconds (``2026-11-27T10:00:00.123Z``).
+* Every cell a spreadsheet would execute gets a leading apostrophe (:mod:`csvio`). Reading
+  removes that apostrophe again (from every column), which is also what a spreadsheet shows,
+  so ``sender_id`` ``@team`` written and read back is ``@team``. The one ambiguity: a value
+  that *really* starts with an apostrophe followed by ``= + - @`` tab or CR loses the
+  apostrophe on read. ``linkedin_url`` is a normalised ``https`` URL and is never escaped.
+
+Durability: each :meth:`Journal.append` is one ``write`` followed by ``fdatasync`` before it
+returns; :meth:`Journal.append_many` and :meth:`Journal.append_async` share one write and one
+sync between several records (group commit). A crash can therefore only tear the *last*
+record. On read a torn last record is ignored (``JournalState.torn_last_line``); on open it
+is cut off so the next record starts on a clean line. A last line without its newline that is
+nevertheless a complete record (a file saved by hand) is kept, and terminated on open.
+
+Identity: ``linkedin_url`` is the prospect across runs; the latest line per URL wins.
+``invalid`` and ``duplicate`` are verdicts about a spreadsheet *row*, so they never hide a
+send outcome (``pending``/``sent``/``already_connected``/``failed``/``unknown``) of the same
+URL: a row that duplicates an already-sent prospect must not make that prospect look unsent.
+Lines with an empty ``linkedin_url`` (a cell that was not a URL at all) are keyed by ``row``.
+
+Locking: :meth:`Journal.open` takes an exclusive ``flock`` on the results file itself; the
+kernel drops it when the process dies, so ``kill -9`` leaves no stale lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import fcntl
+import io
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from campaign_runner.csvio import escape_cell
+from campaign_runner.errors import JournalError, JournalLockedError
+
+JOURNAL_COLUMNS: tuple[str, ...] = (
+    "row",
+    "linkedin_url",
+    "sender_id",
+    "status",
+    "request_id",
+    "error",
+    "attempts",
+    "timestamp",
+)
+
+PENDING = "pending"
+SENT = "sent"
+ALREADY_CONNECTED = "already_connected"
+FAILED = "failed"
+UNKNOWN = "unknown"
+INVALID = "invalid"
+DUPLICATE = "duplicate"
+# Taken for sending but certainly not sent (daily limit reached, key rejected, stopped
+# before a retry): sent by a later run like a row never tried.
+DEFERRED = "deferred"
+
+STATUSES: tuple[str, ...] = (
+    PENDING,
+    SENT,
+    ALREADY_CONNECTED,
+    FAILED,
+    UNKNOWN,
+    INVALID,
+    DUPLICATE,
+    DEFERRED,
+)
+FINAL_STATUSES: frozenset[str] = frozenset(STATUSES) - {PENDING, DEFERRED}
+# Outcomes where an invitation (may have) left: they use up the sender's daily capacity.
+CAPACITY_STATUSES: frozenset[str] = frozenset({SENT, UNKNOWN})
+# Verdicts about a spreadsheet row rather than about the prospect behind it.
+ROW_VERDICTS: frozenset[str] = frozenset({INVALID, DUPLICATE})
+
+_REQUIRED = ("linkedin_url", "status")
+_INT_COLUMNS = ("row", "attempts")
+_CANONICAL_TS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
+_ESCAPED = r"^'[=+\-@\t\r]"
+_ESCAPED_NUMBER = r"^'[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+# A torn record is one record: a "torn" tail larger than this is a broken quote instead.
+_MAX_TORN_BYTES = 1 << 20
+_RECORD_START = re.compile(rb"\n\d+,https?://")
+_CHUNK = 1 << 24
+
+
+def format_timestamp(epoch: float) -> str:
+    """Format seconds since the epoch as the journal's ISO 8601 UTC timestamp with ms."""
+    millis = int(epoch * 1000)
+    moment = datetime.fromtimestamp(millis // 1000, UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis % 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class JournalRecord:
+    """One line of the results journal.
+
+    ``timestamp`` is filled from the journal's clock when empty; ``extra`` holds values for
+    extra columns declared when the journal was opened (missing ones are written empty).
+    """
+
+    row: int
+    linkedin_url: str
+    sender_id: str
+    status: str
+    request_id: str = ""
+    error: str = ""
+    attempts: int = 0
+    timestamp: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown journal status {self.status!r}; expected one of {STATUSES}")
+
+
+# --------------------------------------------------------------------------- file layout
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where the header ends and where the trustworthy records end."""
+
+    columns: tuple[str, ...]  # normalised header names
+    header_end: int  # offset of the first data byte
+    data_end: int  # offset after the last complete record
+    torn: bool  # bytes after data_end are a torn record (or a torn header)
+    unterminated: bool  # the last record is complete but lacks its newline
+
+
+def _normalise_name(name: str) -> str:
+    # Hand-made headers often carry stray spaces or capitals; extras keep their spelling.
+    cleaned = name.strip()
+    return cleaned.lower() if cleaned.lower() in JOURNAL_COLUMNS else cleaned
+
+
+def _parse_header(path: Path, raw: bytes) -> tuple[str, ...]:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise JournalError(f"{path}:1: header is not valid UTF-8") from exc
+    fields = next(csv.reader([text.rstrip("\r\n")]), [])
+    names = tuple(_normalise_name(name) for name in fields)
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise JournalError(f"{path}:1: column {dupes[0]!r} appears more than once in the header")
+    return names
+
+
+def _canonical_header(extra: Sequence[str] = ()) -> bytes:
+    return _encode_rows([[*JOURNAL_COLUMNS, *extra]])
+
+
+def _count_quotes(f: io.BufferedReader, end: int) -> int:
+    # Quote parity says whether an offset is inside a quoted field ("" keeps the parity).
+    f.seek(0)
+    buf = bytearray(_CHUNK)
+    total, left = 0, end
+    while left > 0:
+        got = f.readinto(buf)
+        if not got:
+            break
+        used = min(got, left)
+        total += int(np.count_nonzero(np.frombuffer(buf, np.uint8, used) == 34))
+        left -= used
+    return total
+
+
+def _line_at(f: io.BufferedReader, offset: int) -> int:
+    """1-based line number of the byte at ``offset``."""
+    f.seek(0)
+    return f.read(offset).count(b"\n") + 1
+
+
+def _layout(path: Path, f: io.BufferedReader, size: int) -> _Layout:
+    """Read the header and classify the end of the file (clean, torn or unterminated)."""
+    f.seek(0)
+    head = f.read(min(size, 1 << 16))
+    newline = head.find(b"\n")
+    if newline < 0:
+        return _headerless_layout(path, head, size)
+    columns = _parse_header(path, head[: newline + 1])
+    header_end = newline + 1
+    f.seek(size - 1)
+    ends_clean = f.read(1) == b"\n"
+    quotes = _count_quotes(f, size)
+    if ends_clean and quotes % 2 == 0:
+        return _Layout(columns, header_end, size, torn=False, unterminated=False)
+    start = _last_record_start(path, f, size, header_end, quotes)
+    f.seek(start)
+    tail = f.read(size - start)
+    if quotes % 2 == 0 and _is_complete_record(tail, columns):
+        return _Layout(columns, header_end, size, torn=False, unterminated=True)
+    if len(tail) > _MAX_TORN_BYTES or _RECORD_START.search(tail):
+        line = _line_at(f, start)
+        raise JournalError(f"{path}:{line}: unterminated quoted field")
+    return _Layout(columns, header_end, start, torn=True, unterminated=False)
+
+
+def _headerless_layout(path: Path, head: bytes, size: int) -> _Layout:
+    # No newline at all: either a header torn during creation, or a header saved without
+    # its newline (then there are no records).
+    canonical = _canonical_header()
+    if size < len(canonical) and canonical.startswith(head.removeprefix(b"\xef\xbb\xbf")):
+        return _Layout((), 0, 0, torn=True, unterminated=False)
+    columns = _parse_header(path, head)
+    return _Layout(columns, size, size, torn=False, unterminated=True)
+
+
+def _last_record_start(
+    path: Path, f: io.BufferedReader, size: int, header_end: int, quotes: int
+) -> int:
+    """Offset where the last record begins: after the last newline outside quotes."""
+    window_start = max(header_end, size - _MAX_TORN_BYTES - 1)
+    f.seek(window_start)
+    window = f.read(size - window_start)
+    pos = len(window)
+    while True:
+        pos = window.rfind(b"\n", 0, pos)
+        if pos < 0:
+            if window_start == header_end:
+                return header_end
+            raise JournalError(f"{path}:{_line_at(f, window_start)}: unterminated quoted field")
+        after = window.count(b'"', pos)
+        if (quotes - after) % 2 == 0:
+            return window_start + pos + 1
+
+
+def _is_complete_record(tail: bytes, columns: tuple[str, ...]) -> bool:
+    try:
+        text = tail.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    records = list(csv.reader(io.StringIO(text, newline="")))
+    if len(records) != 1 or len(records[0]) != len(columns) or "status" not in columns:
+        return False
+    return records[0][columns.index("status")].strip().lower() in STATUSES
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _quote(cell: str) -> str:
+    # QUOTE_MINIMAL, plus a bare CR: Python 3.11's csv writer leaves "\r" unquoted when the
+    # line terminator is "\n", and every reader then splits the record there.
+    if "," in cell or '"' in cell or "\n" in cell or "\r" in cell:
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
+
+
+def _encode_rows(rows: Sequence[Sequence[str]]) -> bytes:
+    return "".join(",".join(map(_quote, row)) + "\n" for row in rows).encode("utf-8")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes a new or replaced directory entry durable, not only the file's contents.
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _lock_holder(fd: int) -> int | None:
+    """Best effort (Linux): the pid holding a flock on ``fd``'s file, from /proc/locks."""
+    st = os.fstat(fd)
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == wanted:
+            return int(parts[4]) if parts[4].isdigit() else None
+    return None
+
+
+def _lock(fd: int, path: Path) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(fd)
+        who = f" (pid {holder})" if holder is not None else ""
+        raise JournalLockedError(
+            f"{path}: another campaign-runner run is using this results file{who}"
+        ) from None
+
+
+class Journal:
+    """An open, locked results journal that appends durable records.
+
+    Create it with :meth:`Journal.open`. Appends from plain code (:meth:`append`,
+    :meth:`append_many`) and from coroutines (:meth:`append_async`) may be mixed; each path
+    keeps its own call order.
+    """
+
+    def __init__(
+        self, path: Path, fd: int, columns: tuple[str, ...], fsync: bool, clock: Callable[[], float]
+    ) -> None:
+        self.path = path
+        self.columns = columns
+        self._fd = fd
+        self._fsync = fsync
+        self._clock = clock
+        self._extra = frozenset(columns) - frozenset(JOURNAL_COLUMNS)
+        self._write_lock = threading.Lock()
+        self._broken: OSError | None = None
+        self._closed = False
+        self._queue: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        extra_columns: Sequence[str] = (),
+        fsync: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> Journal:
+        """Open (creating if needed) and lock the results file at ``path``.
+
+        A missing or empty file gets the header ``JOURNAL_COLUMNS + extra_columns``. An
+        existing file keeps its header when it has every needed column; otherwise it is
+        rewritten once (atomically) with the missing columns added. A torn last record is
+        cut off. Raises :class:`JournalLockedError` if another process (or another open
+        journal in this process) holds the file, :class:`JournalError` if it is unusable.
+        """
+        path = Path(path)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise JournalError(f"{path}: cannot open the results file: {exc.strerror}") from exc
+        try:
+            _lock(fd, path)
+            fd, columns = _prepare(path, fd, tuple(extra_columns), fsync)
+        except OSError as exc:
+            os.close(fd)
+            raise JournalError(f"{path}: cannot prepare the results file: {exc.strerror}") from exc
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(path, fd, columns, fsync, clock)
+
+    # -- encoding
+
+    def _cells(self, record: JournalRecord) -> list[str]:
+        unknown = set(record.extra) - self._extra
+        if unknown:
+            raise ValueError(f"{self.path}: no extra column(s) {sorted(unknown)} in the header")
+        values = {
+            "row": str(record.row),
+            "linkedin_url": record.linkedin_url,
+            "sender_id": record.sender_id,
+            "status": record.status,
+            "request_id": record.request_id,
+            "error": record.error,
+            "attempts": str(record.attempts),
+            "timestamp": record.timestamp or format_timestamp(self._clock()),
+            **record.extra,
+        }
+        return [escape_cell(values.get(name, "")) for name in self.columns]
+
+    def encode(self, records: Sequence[JournalRecord]) -> bytes:
+        """The exact bytes :meth:`append_many` would write for ``records``."""
+        return _encode_rows([self._cells(r) for r in records])
+
+    # -- writing
+
+    def _write(self, data: bytes) -> None:
+        with self._write_lock:
+            if self._closed:
+                raise JournalError(f"{self.path}: the results file is closed")
+            if self._broken is not None:
+                # After a failed write or fsync the file's state is unknown (fsyncgate):
+                # refuse to continue rather than pretend later records are durable.
+                raise JournalError(f"{self.path}: an earlier write failed: {self._broken.strerror}")
+            try:
+                _write_all(self._fd, data)
+                if self._fsync:
+                    os.fdatasync(self._fd)
+            except OSError as exc:
+                self._broken = exc
+                raise JournalError(
+                    f"{self.path}: cannot write the results file: {exc.strerror}"
+                ) from exc
+
+    def append(self, record: JournalRecord) -> None:
+        """Write one record and make it durable (write, then fdatasync) before returning."""
+        self._write(self.encode([record]))
+
+    def append_many(self, records: Sequence[JournalRecord]) -> None:
+        """Write several records with one write and one fdatasync (group commit)."""
+        if records:
+            self._write(self.encode(records))
+
+    async def append_async(self, record: JournalRecord) -> None:
+        """Append from a coroutine; returns once the record is durable.
+
+        Records from callers waiting at the same moment share one write and one sync, done in
+        a worker thread so the event loop keeps running. Records reach the file in the order
+        of the calls. A write error is raised to every caller whose record was in the failed
+        batch. If the caller is cancelled, its record is still written.
+        """
+        data = self.encode([record])  # timestamp taken now, in call order
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._queue.append((data, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                await asyncio.to_thread(self._write, b"".join(data for data, _ in batch))
+            except asyncio.CancelledError:
+                for _, fut in batch:
+                    fut.cancel()
+                raise
+            except Exception as exc:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+            else:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+
+    # -- closing
+
+    async def aflush(self) -> None:
+        """Wait until every record queued by :meth:`append_async` is durable."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+
+    async def aclose(self) -> None:
+        """Flush the async queue, then close (releases the lock)."""
+        await self.aflush()
+        self.close()
+
+    def close(self) -> None:
+        """Close the file and release the lock. Raises if async records are still queued."""
+        if self._closed:
+            return
+        if self._queue or (self._flusher is not None and not self._flusher.done()):
+            raise RuntimeError("records are still queued; use `await journal.aclose()`")
+        with self._write_lock:
+            self._closed = True
+            os.close(self._fd)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Journal:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+def _prepare(
+    path: Path, fd: int, extra: tuple[str, ...], fsync: bool
+) -> tuple[int, tuple[str, ...]]:
+    """Make the locked file ready for appends; returns the (possibly new) fd and its columns."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return fd, _write_header(path, fd, extra, fsync)
+    with open(fd, "rb", closefd=False) as f:
+        layout = _layout(path, f, size)
+    if not layout.columns:  # header torn while the file was being created
+        os.ftruncate(fd, 0)
+        return fd, _write_header(path, fd, extra, fsync)
+    _require_columns(path, layout.columns)
+    if layout.torn:
+        os.ftruncate(fd, layout.data_end)
+    elif layout.unterminated:
+        _write_all(fd, b"\n")
+    if fsync and (layout.torn or layout.unterminated):
+        os.fdatasync(fd)
+    wanted = (*JOURNAL_COLUMNS, *extra)
+    if all(name in layout.columns for name in wanted):
+        return fd, layout.columns
+    return _upgrade(path, fd, layout, extra, fsync)
+
+
+def _write_header(path: Path, fd: int, extra: tuple[str, ...], fsync: bool) -> tuple[str, ...]:
+    columns = (*JOURNAL_COLUMNS, *(c for c in extra if c not in JOURNAL_COLUMNS))
+    _write_all(fd, _canonical_header(columns[len(JOURNAL_COLUMNS) :]))
+    if fsync:
+        os.fsync(fd)
+        _fsync_dir(path)
+    return columns
+
+
+def _upgrade(
+    path: Path, fd: int, layout: _Layout, extra: tuple[str, ...], fsync: bool
+) -> tuple[int, tuple[str, ...]]:
+    """Rewrite a file whose header lacks columns, atomically, keeping every value.
+
+    Appending rows with more fields than the header would corrupt the file, so a hand-made
+    file without (say) ``timestamp`` is copied once into the full layout.
+    """
+    old = layout.columns
+    extras = [c for c in old if c not in JOURNAL_COLUMNS]
+    extras += [c for c in extra if c not in extras and c not in JOURNAL_COLUMNS]
+    columns = (*JOURNAL_COLUMNS, *extras)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    new_fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    try:
+        # Lock before the rename, so the file at `path` is never unlocked.
+        fcntl.flock(new_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _write_all(new_fd, _canonical_header(extras))
+        for chunk in _rewritten_chunks(path, layout, columns):
+            _write_all(new_fd, chunk)
+        if fsync:
+            os.fsync(new_fd)
+        os.replace(tmp, path)
+        if fsync:
+            _fsync_dir(path)
+    except BaseException:
+        os.close(new_fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return new_fd, columns
+
+
+def _rewritten_chunks(path: Path, layout: _Layout, columns: tuple[str, ...]) -> Iterator[bytes]:
+    positions = [layout.columns.index(c) if c in layout.columns else -1 for c in columns]
+    batch: list[list[str]] = []
+    for _, fields in _records(path, layout):
+        batch.append([escape_cell(fields[i]) if i >= 0 else "" for i in positions])
+        if len(batch) >= 10_000:
+            yield _encode_rows(batch)
+            batch = []
+    yield _encode_rows(batch)
+
+
+def _records(path: Path, layout: _Layout) -> Iterator[tuple[int, list[str]]]:
+    """Slow, exact reader: (first line number, fields) per record; raises on bad field counts."""
+    with open(path, "rb") as raw:
+        raw.seek(layout.header_end)
+        body = raw.read(layout.data_end - layout.header_end)
+    text = body.decode("utf-8", errors="surrogateescape")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header_lines = 1
+    end_line = header_lines
+    for fields in reader:
+        start, end_line = end_line + 1, reader.line_num + header_lines
+        if not fields:
+            continue  # blank line
+        if len(fields) != len(layout.columns):
+            raise JournalError(
+                f"{path}:{start}: expected {len(layout.columns)} fields, found {len(fields)}"
+            )
+        if any("\udc80" <= ch <= "\udcff" for value in fields for ch in value):
+            raise JournalError(f"{path}:{start}: not valid UTF-8")
+        yield start, fields
+
+
+def _require_columns(path: Path, columns: tuple[str, ...]) -> None:
+    missing = [c for c in _REQUIRED if c not in columns]
+    if missing:
+        shown = ", ".join(repr(c) for c in columns) or "none"
+        raise JournalError(
+            f"{path}: not a results file: no {missing[0]!r} column (columns: {shown})"
+        )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class JournalState:
+    """What a results file says: the latest line per prospect, plus capacity accounting.
+
+    ``latest`` has one line per ``linkedin_url`` (see the module docstring for the rule),
+    in file order of the winning line, with columns ``JOURNAL_COLUMNS`` plus any extra
+    columns, ``row``/``attempts`` as integers and every other column as strings.
+    ``problems`` holds every ``invalid``/``duplicate`` line (same columns), one per
+    (row, status, linkedin_url), the last one winning, so a rerun can skip recording them again.
+    """
+
+    path: Path
+    latest: pd.DataFrame
+    lines: int
+    torn_last_line: bool
+    problems: pd.DataFrame
+    _senders: pa.Array = field(repr=False)
+    _statuses: pa.Array = field(repr=False)
+    _timestamps: pa.Array = field(repr=False)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.latest.columns)
+
+    def status_by_url(self) -> pd.Series:
+        """Latest *send outcome* per ``linkedin_url``: a Series of statuses indexed by URL.
+
+        ``invalid``/``duplicate`` lines are left out: they judge a spreadsheet row, which the
+        runner re-validates on every run, and must not stop the prospect's own row from being
+        sent (a duplicate recorded before the original row was sent, a row fixed by hand).
+        Lines with an empty URL are left out too.
+        """
+        latest = self.latest
+        keep = (latest["linkedin_url"] != "") & ~latest["status"].isin(sorted(ROW_VERDICTS))
+        known = latest[keep]
+        return pd.Series(known["status"].to_numpy(), index=known["linkedin_url"], name="status")
+
+    def pending(self) -> pd.DataFrame:
+        """Prospects whose latest line is ``pending``: a run stopped while they were in flight."""
+        return self.latest[self.latest["status"] == PENDING].reset_index(drop=True)
+
+    def used_capacity(self, since_epoch: float, *, count_undated: bool = True) -> dict[str, int]:
+        """Per ``sender_id``, how many lines since ``since_epoch`` used capacity.
+
+        Counts every line (not only the latest) whose status is ``sent`` or ``unknown`` and
+        whose timestamp is at or after ``since_epoch`` (millisecond resolution). A line with
+        a missing or unreadable timestamp counts when ``count_undated`` (the default: never
+        push a sender past its limit because a date was lost).
+        """
+        keep = pc.is_in(self._statuses, value_set=pa.array(sorted(CAPACITY_STATUSES)))
+        senders = pc.filter(self._senders, keep)
+        stamps = pc.filter(self._timestamps, keep)
+        if len(stamps) == 0:
+            return {}
+        recent = _at_or_after(stamps, since_epoch, count_undated)
+        counts = pc.value_counts(pc.filter(senders, recent))
+        return {str(item["values"]): int(item["counts"]) for item in counts.to_pylist()}
+
+    def next_renewal(self, since_epoch: float, window_seconds: float) -> float | None:
+        """When capacity next frees up: the oldest capacity-using line at or after
+        ``since_epoch`` plus ``window_seconds`` (epoch seconds), or None if there is none.
+
+        Lines without a readable timestamp never leave the window and are ignored here.
+        """
+        keep = pc.is_in(self._statuses, value_set=pa.array(sorted(CAPACITY_STATUSES)))
+        stamps = pc.filter(self._timestamps, keep)
+        if len(stamps) == 0:
+            return None
+        recent = pc.filter(stamps, _at_or_after(stamps, since_epoch, count_undated=False))
+        if len(recent) == 0:
+            return None
+        # Canonical stamps sort as strings, so only their minimum needs parsing.
+        canonical = pc.match_substring_regex(recent, _CANONICAL_TS)
+        candidates = pc.filter(recent, pc.invert(canonical)).to_pylist()
+        if pc.any(canonical).as_py():
+            candidates.append(pc.min(pc.filter(recent, canonical)).as_py())
+        parsed = pd.to_datetime(
+            pd.Series(candidates, dtype=object), utc=True, format="ISO8601", errors="coerce"
+        ).dropna()
+        if parsed.empty:
+            return None
+        oldest: pd.Timestamp = parsed.min()
+        return float(oldest.timestamp()) + window_seconds
+
+
+def _at_or_after(stamps: pa.Array, since_epoch: float, count_undated: bool) -> pa.Array:
+    # Canonical stamps compare as strings (fixed width, UTC); others are parsed.
+    canonical = pc.match_substring_regex(stamps, _CANONICAL_TS)
+    result = pc.greater_equal(stamps, pa.scalar(format_timestamp(since_epoch)))
+    if pc.all(canonical).as_py():
+        return result
+    odd = np.flatnonzero(~canonical.to_numpy(zero_copy_only=False))
+    parsed = pd.to_datetime(
+        pd.Series(stamps.take(pa.array(odd)).to_pylist(), dtype=object),
+        utc=True,
+        format="ISO8601",
+        errors="coerce",
+    )
+    since = pd.Timestamp(int(since_epoch * 1000), unit="ms", tz="UTC")
+    odd_ok = np.where(parsed.isna().to_numpy(), count_undated, (parsed >= since).to_numpy())
+    values = result.to_numpy(zero_copy_only=False).copy()
+    values[odd] = odd_ok
+    return pa.array(values, pa.bool_())
+
+
+def load_journal(path: Path) -> JournalState:
+    """Read a results file (ours, hand-written or from another tool) into a JournalState.
+
+    A missing or empty file is an empty state. Missing optional columns get defaults (``""``,
+    ``0``), extra columns are kept, blank lines ignored, statuses compared case-insensitively,
+    apostrophe escapes removed. A torn last record is ignored and reported. Raises
+    :class:`JournalError` naming the file (and line) when it cannot be used.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return _empty_state(path, JOURNAL_COLUMNS, torn=False)
+    except OSError as exc:
+        raise JournalError(f"{path}: cannot read the results file: {exc.strerror}") from exc
+    if size == 0:
+        return _empty_state(path, JOURNAL_COLUMNS, torn=False)
+    try:
+        with open(path, "rb") as f:
+            layout = _layout(path, f, size)
+        if not layout.columns:
+            return _empty_state(path, JOURNAL_COLUMNS, torn=True)
+        _require_columns(path, layout.columns)
+        table = _read_table(path, layout)
+    except OSError as exc:
+        raise JournalError(f"{path}: cannot read the results file: {exc.strerror}") from exc
+    table = _normalise(path, layout, table)
+    return _state(path, table, layout.torn)
+
+
+def _read_table(path: Path, layout: _Layout) -> pa.Table:
+    names = list(layout.columns)
+    read = pacsv.ReadOptions(column_names=names, use_threads=True)
+    parse = pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True)
+    convert = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.string()),
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    if layout.header_end == layout.data_end:
+        return pa.table({n: pa.array([], pa.string()) for n in names})
+    try:
+        if layout.torn:
+            with pa.memory_map(str(path)) as mapped:
+                body = mapped.read_buffer(layout.data_end).slice(layout.header_end)
+                return pacsv.read_csv(pa.BufferReader(body), read, parse, convert)
+        with pa.OSFile(str(path)) as source:
+            source.seek(layout.header_end)
+            return pacsv.read_csv(source, read, parse, convert)
+    except pa.ArrowInvalid as exc:
+        for _ in _records(path, layout):  # raises with the line number when it can
+            pass
+        raise JournalError(f"{path}: cannot read the results file: {exc}") from exc
+
+
+def _normalise(path: Path, layout: _Layout, table: pa.Table) -> pa.Table:
+    n = table.num_rows
+    columns = [*JOURNAL_COLUMNS, *(c for c in table.column_names if c not in JOURNAL_COLUMNS)]
+    arrays: dict[str, pa.Array] = {}
+    for name in columns:
+        if name not in table.column_names:
+            arrays[name] = (
+                pa.array(np.zeros(n, np.int64))
+                if name in _INT_COLUMNS
+                else pa.array([""] * n, pa.string())
+            )
+            continue
+        col = _unescape(table[name])
+        if name in _INT_COLUMNS:
+            col = _to_int(path, layout, name, col)
+        elif name == "status":
+            col = _check_status(path, layout, col)
+        arrays[name] = col
+    return pa.table(arrays)
+
+
+def _unescape(col: pa.Array) -> pa.Array:
+    if not pc.any(pc.starts_with(col, "'")).as_py():
+        return col
+    escaped = pc.and_(
+        pc.match_substring_regex(col, _ESCAPED),
+        pc.invert(pc.match_substring_regex(col, _ESCAPED_NUMBER)),
+    )
+    return pc.if_else(escaped, pc.utf8_slice_codeunits(col, 1), col)
+
+
+def _to_int(path: Path, layout: _Layout, name: str, col: pa.Array) -> pa.Array:
+    try:
+        return pc.cast(col, pa.int64())  # the journal's own files: plain digits throughout
+    except pa.ArrowInvalid:
+        pass
+    trimmed = pc.utf8_trim_whitespace(col)
+    filled = pc.if_else(pc.equal(trimmed, ""), "0", trimmed)
+    good = pc.match_substring_regex(filled, r"^[+-]?\d{1,18}$")
+    if not pc.all(good, min_count=0).as_py():
+        index = int(np.flatnonzero(~good.to_numpy(zero_copy_only=False))[0])
+        value = col[index].as_py()
+        raise JournalError(
+            f"{path}:{_record_line(path, layout, index)}: {name} {value!r} is not a whole number"
+        )
+    # Arrow's integer parser rejects a leading plus sign.
+    return pc.cast(pc.replace_substring_regex(filled, r"^\+", ""), pa.int64())
+
+
+def _check_status(path: Path, layout: _Layout, col: pa.Array) -> pa.Array:
+    known = pa.array(STATUSES)
+    if not pc.all(pc.is_in(col, value_set=known), min_count=0).as_py():
+        col = pc.utf8_lower(pc.utf8_trim_whitespace(col))
+        good = pc.is_in(col, value_set=known)
+        if not pc.all(good, min_count=0).as_py():
+            index = int(np.flatnonzero(~good.to_numpy(zero_copy_only=False))[0])
+            value = col[index].as_py()
+            raise JournalError(
+                f"{path}:{_record_line(path, layout, index)}: unknown status {value!r} "
+                f"(expected one of: {', '.join(STATUSES)})"
+            )
+    return col
+
+
+def _record_line(path: Path, layout: _Layout, index: int) -> int:
+    for number, (line, _) in enumerate(_records(path, layout)):
+        if number == index:
+            return line
+    return 0  # unreachable for an index from the same file
+
+
+def _state(path: Path, table: pa.Table, torn: bool) -> JournalState:
+    latest = _latest(table)
+    verdict = pc.is_in(table["status"], value_set=pa.array(sorted(ROW_VERDICTS)))
+    problems = table.filter(verdict).to_pandas()
+    problems = problems.drop_duplicates(["row", "status", "linkedin_url"], keep="last")
+    return JournalState(
+        path=path,
+        latest=latest,
+        problems=problems.reset_index(drop=True),
+        lines=table.num_rows,
+        torn_last_line=torn,
+        _senders=table["sender_id"],
+        _statuses=table["status"],
+        _timestamps=table["timestamp"],
+    )
+
+
+def _latest(table: pa.Table) -> pd.DataFrame:
+    """One line per prospect: the last send outcome, else the last row verdict."""
+    n = table.num_rows
+    url = table["linkedin_url"]
+    # Lines without a URL cannot be a prospect: key them by their spreadsheet row instead.
+    no_url = pc.equal(url, "")
+    if pc.any(no_url).as_py():
+        by_row = pc.binary_join_element_wise("\x00row", pc.cast(table["row"], pa.string()), "")
+        url = pc.if_else(no_url, by_row, url)
+    codes, uniques = pd.factorize(url.to_pandas(), sort=False)
+    verdict = pc.is_in(table["status"], value_set=pa.array(sorted(ROW_VERDICTS)))
+    # A send outcome outranks a row verdict; among equals the later line wins.
+    score = np.arange(n, dtype=np.int64) + np.where(verdict.to_numpy(zero_copy_only=False), 0, n)
+    best = np.full(len(uniques), -1, dtype=np.int64)
+    np.maximum.at(best, codes, score)
+    if len(uniques) == n:  # one line per prospect: nothing to drop
+        latest: pd.DataFrame = table.to_pandas()
+        return latest
+    winners = np.sort(best % n) if n else best
+    latest = table.take(pa.array(winners)).to_pandas()
+    return latest
+
+
+def _empty_state(path: Path, columns: Sequence[str], torn: bool) -> JournalState:
+    empty = pa.table(
+        {c: pa.array([], pa.int64() if c in _INT_COLUMNS else pa.string()) for c in columns}
+    )
+    return _state(path, empty, torn)
