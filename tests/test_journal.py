@@ -138,8 +138,9 @@ def test_unknown_status_is_a_programming_error() -> None:
         rec(1, "delivered")
 
 
-def test_final_statuses_exclude_pending() -> None:
-    assert set(STATUSES) - FINAL_STATUSES == {"pending"}
+def test_final_statuses_exclude_pending_and_deferred() -> None:
+    # Neither says what happened to the prospect: pending may have left, deferred did not.
+    assert set(STATUSES) - FINAL_STATUSES == {"pending", "deferred"}
 
 
 def test_timestamp_comes_from_the_injected_clock(tmp_path: Path) -> None:
