@@ -1,0 +1,181 @@
+"""YAML + environment -> Settings: campaign_runner.config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from campaign_runner.config import (
+    API_KEY_ENV,
+    CONFIG_ENV,
+    DEFAULT_BASE_URL,
+    Secret,
+    Settings,
+    find_config,
+    load_settings,
+)
+from campaign_runner.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "sp_live_TOPSECRET_1234567890"
+
+
+def config(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    path = tmp_path / "campaign-runner.yaml"
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def test_defaults_without_a_file() -> None:
+    settings = load_settings(None, environ={})
+    assert settings == Settings()
+    assert settings.api.base_url == DEFAULT_BASE_URL
+    assert settings.api.api_key is None
+    assert settings.pacing.window_seconds == 86400
+    assert settings.senders == ()
+
+
+def test_the_example_config_loads() -> None:
+    settings = load_settings(ROOT / "config.example.yaml", environ={})
+    assert [(s.id, s.daily_limit) for s in settings.senders] == [
+        ("sender_abc123", 25),
+        ("sender_def456", 20),
+    ]
+    assert settings.sender("sender_def456") is not None
+    assert settings.sender("nobody") is None
+    assert settings.pacing.jitter == 0.1
+    assert settings.warnings == ()
+
+
+def test_values_are_read(tmp_path: Path) -> None:
+    path = config(
+        tmp_path,
+        "api:\n  base_url: http://127.0.0.1:8080/v1/\n  timeout_seconds: 2.5\n"
+        "pacing:\n  window_seconds: 60\n  concurrency: 2\n"
+        "retry:\n  max_attempts: 3\n",
+    )
+    settings = load_settings(path, environ={})
+    assert settings.api.base_url == "http://127.0.0.1:8080/v1"  # trailing slash dropped
+    assert settings.api.timeout_seconds == 2.5
+    assert settings.pacing.window_seconds == 60
+    assert settings.pacing.concurrency == 2
+    assert settings.retry.max_attempts == 3
+    assert settings.source == path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("pacing:\n  daily_limt: 5\n", "pacing.daily_limt: unknown key (known here: "),
+        ("sender:\n  - id: x\n", "sender: unknown key (known here: api, pacing, retry, senders)"),
+        ("api: just-a-string\n", "api: must be a mapping of keys to values"),
+        ("- a\n- b\n", "must be a mapping of keys to values"),
+        ("api:\n  timeout_seconds: soon\n", "api.timeout_seconds: must be a number, not 'soon'"),
+        ("api:\n  timeout_seconds: true\n", "api.timeout_seconds: must be a number, not True"),
+        ("api:\n  timeout_seconds: 0\n", "api.timeout_seconds: must be at least 0.001, not 0"),
+        ("api:\n  base_url: api.sendpilot.ai\n", "api.base_url: must start with http://"),
+        ("api:\n  base_url: [1]\n", "api.base_url: must be a string"),
+        ("pacing:\n  jitter: 2\n", "pacing.jitter: must be at most 1, not 2"),
+        ("pacing:\n  concurrency: 1.5\n", "pacing.concurrency: must be a whole number, not 1.5"),
+        ("pacing:\n  concurrency: 0\n", "pacing.concurrency: must be at least 1, not 0"),
+        ("retry:\n  max_attempts: -1\n", "retry.max_attempts: must be at least 1, not -1"),
+        ("senders: sender_abc\n", "senders: must be a list of {id, daily_limit}"),
+        ("senders:\n  - daily_limit: 5\n", "senders[0].id: is required"),
+        ("senders:\n  - id: a\n", "senders[0].daily_limit: is required"),
+        (
+            "senders:\n  - id: a\n    daily_limit: -3\n",
+            "senders[0].daily_limit: must be at least 0",
+        ),
+        (
+            "senders:\n  - id: a\n    daily_limit: 5\n  - id: a\n    daily_limit: 6\n",
+            "senders[1].id: 'a' is listed twice",
+        ),
+        (
+            "senders:\n  - id: a\n    daily_limit: 5\n    limit: 3\n",
+            "senders[0].limit: unknown key",
+        ),
+        ("api:\n  base_url: [unclosed\n", "not valid YAML at line"),
+    ],
+)
+def test_invalid_config_says_file_key_and_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = config(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    assert str(caught.value).startswith(f"{path}: ")
+    assert message in str(caught.value)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.yaml: file not found"):
+        load_settings(tmp_path / "nope.yaml", environ={})
+
+
+def test_empty_config_file_means_defaults(tmp_path: Path) -> None:
+    assert load_settings(config(tmp_path, ""), environ={}).senders == ()
+
+
+# -- the API key ------------------------------------------------------------------------
+
+
+def test_environment_key_wins_over_the_file(tmp_path: Path) -> None:
+    path = config(tmp_path, "api:\n  api_key: from-the-file\n", mode=0o644)
+    settings = load_settings(path, environ={API_KEY_ENV: KEY})
+    assert settings.api.api_key == Secret(KEY)
+    # The file's key is not used, so its permissions do not matter.
+    assert settings.warnings == ()
+
+
+def test_file_key_is_used_without_the_environment(tmp_path: Path) -> None:
+    path = config(tmp_path, f"api:\n  api_key: {KEY}\n")
+    for environ in ({}, {API_KEY_ENV: ""}):
+        settings = load_settings(path, environ=environ)
+        assert settings.api.api_key is not None
+        assert settings.api.api_key.reveal() == KEY
+        assert settings.warnings == ()
+
+
+@pytest.mark.parametrize(("mode", "warned"), [(0o600, False), (0o640, True), (0o604, True)])
+def test_key_in_a_file_others_can_read_is_warned_about(
+    tmp_path: Path, mode: int, warned: bool
+) -> None:
+    path = config(tmp_path, f"api:\n  api_key: {KEY}\n", mode=mode)
+    settings = load_settings(path, environ={})
+    assert bool(settings.warnings) == warned
+    for warning in settings.warnings:
+        assert str(path) in warning and "api.api_key" in warning
+        assert API_KEY_ENV in warning and "chmod 600" in warning
+        assert KEY not in warning
+
+
+def test_secret_never_shows_the_key(tmp_path: Path) -> None:
+    secret = Secret(KEY)
+    assert str(secret) == repr(secret) == "Secret('***')"
+    assert f"{secret}" == "Secret('***')"
+    assert secret.reveal() == KEY
+    assert secret == Secret(KEY) and secret != Secret("other") and secret != KEY
+    assert hash(secret) == hash(Secret(KEY))
+    settings = load_settings(config(tmp_path, ""), environ={API_KEY_ENV: KEY})
+    assert KEY not in repr(settings)
+    assert KEY not in str(settings.api)
+
+
+def test_config_errors_never_show_the_key(tmp_path: Path) -> None:
+    path = config(tmp_path, f"api:\n  api_key: {KEY}\n  timeout_seconds: x\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    assert KEY not in str(caught.value)
+
+
+# -- finding the file -------------------------------------------------------------------
+
+
+def test_find_config_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    explicit = tmp_path / "explicit.yaml"
+    assert find_config(explicit, environ={CONFIG_ENV: "env.yaml"}) == explicit
+    assert find_config(None, environ={CONFIG_ENV: "env.yaml"}) == Path("env.yaml")
+    assert find_config(None, environ={}) is None
+    (tmp_path / "campaign-runner.yaml").write_text("", encoding="utf-8")
+    assert find_config(None, environ={}) == Path("campaign-runner.yaml")
