@@ -59,6 +59,9 @@ class ApiSettings:
 class SenderSettings:
     id: str
     daily_limit: int
+    # Whether the LinkedIn account is Premium (only Premium senders deliver notes). The
+    # API does not document this; None means "not known".
+    premium: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,7 @@ def _senders(reader: _Reader, raw: Any) -> tuple[SenderSettings, ...]:
     seen: set[str] = set()
     for i, item in enumerate(raw):
         where = f"senders[{i}]"
-        entry = reader.mapping(item, where, {"id", "daily_limit"})
+        entry = reader.mapping(item, where, {"id", "daily_limit", "premium"})
         sender_id = reader.string(entry, f"{where}.id", None)
         if not sender_id:
             raise ConfigError(reader.source, f"{where}.id", "is required")
@@ -192,7 +195,10 @@ def _senders(reader: _Reader, raw: Any) -> tuple[SenderSettings, ...]:
             raise ConfigError(reader.source, f"{where}.id", f"{sender_id!r} is listed twice")
         seen.add(sender_id)
         limit = reader.number(entry, f"{where}.daily_limit", None, minimum=0, whole=True)
-        senders.append(SenderSettings(id=sender_id, daily_limit=int(limit)))
+        premium = entry.get("premium")
+        if premium is not None and not isinstance(premium, bool):
+            raise ConfigError(reader.source, f"{where}.premium", "must be true or false")
+        senders.append(SenderSettings(id=sender_id, daily_limit=int(limit), premium=premium))
     return tuple(senders)
 
 

@@ -1,0 +1,766 @@
+"""The campaign: plan, fan out, pace, record, stop cleanly.
+
+:meth:`Campaign.prepare` validates the spreadsheet, reads the results journal (turning
+rows left ``pending`` by a crash into ``unknown``), asks the API for senders and quotas,
+and works out what can be sent now. :meth:`Campaign.execute` then runs one loop per
+sender: wait for the sender's next paced slot, take the next row (its own pinned rows
+first, then the shared queue, so that senders with more capacity take more rows), and
+send it in a task bounded by the global concurrency cap.
+
+The one promise that matters: an invitation is never sent twice. Before a request leaves,
+a ``pending`` line is durable in the journal; any outcome that leaves doubt is recorded
+as ``unknown`` and only re-sent with ``--retry-unknown``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import aiohttp
+import pandas as pd
+
+from campaign_runner.client import ConnectResult, ResultKind, SenderInfo, SendPilotClient
+from campaign_runner.config import Settings
+from campaign_runner.errors import ApiError, AuthError, ConfigError
+from campaign_runner.journal import (
+    ALREADY_CONNECTED,
+    CAPACITY_STATUSES,
+    DEFERRED,
+    FAILED,
+    PENDING,
+    SENT,
+    UNKNOWN,
+    Journal,
+    JournalRecord,
+    JournalState,
+    load_journal,
+)
+from campaign_runner.pacing import Backoff, SenderPacer, pacing_interval, remaining_capacity
+from campaign_runner.retry import RetryPolicy
+from campaign_runner.validation import ValidationResult, validate_file
+
+EXTRA_COLUMNS = ("note_delivered",)
+T = TypeVar("T")
+
+
+class Progress(Protocol):
+    """What the runner tells the terminal layer while it works."""
+
+    def start(self, total: int, sender_ids: list[str]) -> None: ...
+
+    def advance(self, sender_id: str, status: str) -> None: ...
+
+    def notice(self, message: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SilentProgress:
+    def start(self, total: int, sender_ids: list[str]) -> None:
+        pass
+
+    def advance(self, sender_id: str, status: str) -> None:
+        pass
+
+    def notice(self, message: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    input_path: Path
+    results_path: Path
+    url_column: str | None = None
+    note_column: str | None = None
+    limit: int | None = None
+    retry_failed: bool = False
+    retry_unknown: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class SenderPlan:
+    sender_id: str
+    name: str
+    status: str
+    daily_limit: int
+    used_in_window: int
+    api_remaining: int | None
+    capacity: int  # invitations it may send in this run
+    interval_seconds: float
+    premium: bool | None
+    skipped: str = ""  # why it will not send, or ''
+
+    @property
+    def usable(self) -> bool:
+        return not self.skipped and self.capacity > 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    input_path: Path
+    results_path: Path
+    counts: dict[str, int]  # validation: valid / invalid / duplicate
+    already_done: int  # valid rows with a final outcome in the results
+    to_send: int  # valid rows this run would try
+    now: int  # of those, how many fit in current capacity (and --limit)
+    later: int
+    senders: tuple[SenderPlan, ...]
+    window_seconds: float
+    estimated_seconds: float | None  # until the `now` rows are sent, at the paced rate
+    windows_needed: int  # capacity windows (days) to send everything, this one included
+    warnings: tuple[str, ...] = ()
+    recovered_pending: int = 0  # rows left `pending` by a crash, now recorded `unknown`
+
+
+@dataclass
+class Summary:
+    plan: Plan
+    this_run: Counter[str] = field(default_factory=Counter)
+    final: Counter[str] = field(default_factory=Counter)  # over all valid rows of the input
+    remaining: int = 0  # valid rows still to send
+    interrupted: bool = False
+    stopped_reason: str = ""
+    renews_at: float | None = None  # epoch seconds when some capacity frees up again
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        if self.remaining > 0:
+            return 3
+        if self.final[FAILED] or self.final[UNKNOWN]:
+            return 1
+        return 0
+
+
+@dataclass(frozen=True)
+class _Ledger:
+    """What the journal said at planning time, as far as the end of the run needs it."""
+
+    valid_urls: pd.Series  # normalised URLs of the input's valid rows
+    renews_at: float | None  # when the oldest send still in the window leaves it
+
+
+@dataclass
+class _Work:
+    row: int
+    url: str
+    note: str
+    pinned: str
+    prior_attempts: int = 0
+
+
+class Campaign:
+    """One run of a campaign; build it with :meth:`prepare`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: RunOptions,
+        plan: Plan,
+        work: list[_Work],
+        state_by_url: dict[str, str],
+        ledger: _Ledger,
+        client: SendPilotClient | None,
+        journal: Journal | None,
+        *,
+        clock: Callable[[], float],
+        rng: random.Random,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.plan = plan
+        self._work = work
+        self._status = state_by_url
+        self._ledger = ledger
+        self._first_send_at: float | None = None
+        self._client = client
+        self._journal = journal
+        self._clock = clock
+        self._rng = rng
+        self._policy = RetryPolicy.from_settings(settings.retry, rng)
+        self._stop = asyncio.Event()
+        self._auth_error: AuthError | None = None
+        self._premium = {s.sender_id: s.premium for s in plan.senders}
+
+    # -- planning ---------------------------------------------------------------------
+
+    @classmethod
+    async def prepare(
+        cls,
+        settings: Settings,
+        options: RunOptions,
+        session: aiohttp.ClientSession | None,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> Campaign:
+        """Validate, read the journal, ask the API, and plan. Takes the results lock
+        unless this is a dry run; call :meth:`close` (or :meth:`execute`) to release it."""
+        validation = validate_file(
+            options.input_path, url_column=options.url_column, note_column=options.note_column
+        )
+        journal = None
+        if not options.dry_run:
+            journal = Journal.open(options.results_path, extra_columns=EXTRA_COLUMNS, clock=clock)
+        try:
+            return await cls._prepare(
+                settings, options, session, validation, journal, clock, rng or random.Random()
+            )
+        except BaseException:
+            if journal is not None:
+                journal.close()
+            raise
+
+    @classmethod
+    async def _prepare(
+        cls,
+        settings: Settings,
+        options: RunOptions,
+        session: aiohttp.ClientSession | None,
+        validation: ValidationResult,
+        journal: Journal | None,
+        clock: Callable[[], float],
+        rng: random.Random,
+    ) -> Campaign:
+        state = load_journal(options.results_path)
+        recovered = _recover_pending(state, journal)
+        if journal is not None:
+            _record_problems(validation, state, journal)
+        status_by_url = dict(state.status_by_url())
+        for url in recovered:
+            status_by_url[url] = UNKNOWN
+
+        client = None
+        if session is not None and settings.api.api_key is not None:
+            client = SendPilotClient(
+                session, settings.api.base_url, settings.api.api_key, settings.api.timeout_seconds
+            )
+        elif not options.dry_run:
+            raise ConfigError(
+                "environment", "SENDPILOT_API_KEY", "is not set (nor api.api_key in the config)"
+            )
+        warnings: list[str] = list(settings.warnings)
+        window = settings.pacing.window_seconds
+        used = state.used_capacity(clock() - window)
+        senders = await _plan_senders(settings, client, used, warnings)
+
+        sendable = {"", DEFERRED}
+        if options.retry_failed:
+            sendable.add(FAILED)
+        if options.retry_unknown:
+            sendable.add(UNKNOWN)
+        valid = validation.valid
+        current = valid["linkedin_url"].map(status_by_url).fillna("")
+        todo = valid[current.isin(sendable)]
+        attempts = _prior_attempts(state, todo["linkedin_url"])
+        usable = {s.sender_id for s in senders if s.usable}
+        known = {s.sender_id for s in senders}
+        work: list[_Work] = []
+        strays: list[JournalRecord] = []
+        for row, url, note, pin, tries in zip(
+            todo["row"].tolist(),
+            todo["linkedin_url"].tolist(),
+            todo["note"].tolist(),
+            todo["sender_id"].tolist(),
+            attempts,
+            strict=True,
+        ):
+            if pin and pin not in known:
+                # Pinned to a sender this workspace does not have: it can never be sent
+                # as it is, so say so in the results rather than wait forever.
+                error = f"sender_id {pin!r} is not a sender of this workspace"
+                strays.append(JournalRecord(row, url, pin, FAILED, error=error, attempts=tries))
+                status_by_url[url] = FAILED
+                continue
+            work.append(_Work(row=row, url=url, note=note, pinned=pin, prior_attempts=tries))
+        if journal is not None and strays:
+            journal.append_many(strays)
+
+        capacity = sum(s.capacity for s in senders if s.usable)
+        pinned_blocked = sum(1 for w in work if w.pinned and w.pinned not in usable)
+        now = min(len(work) - pinned_blocked, capacity)
+        if options.limit is not None:
+            now = min(now, options.limit)
+        plan = Plan(
+            input_path=options.input_path,
+            results_path=options.results_path,
+            counts=dict(validation.counts),
+            already_done=len(valid) - len(todo),
+            to_send=len(work),
+            now=now,
+            later=len(work) - now,
+            senders=tuple(senders),
+            window_seconds=window,
+            estimated_seconds=_estimate_seconds(now, senders),
+            windows_needed=_windows_needed(len(work), senders, now),
+            warnings=tuple(warnings),
+            recovered_pending=len(recovered),
+        )
+        return cls(
+            settings,
+            options,
+            plan,
+            work,
+            status_by_url,
+            _Ledger(
+                valid_urls=valid["linkedin_url"],
+                renews_at=state.next_renewal(clock() - window, window),
+            ),
+            client,
+            journal,
+            clock=clock,
+            rng=rng,
+        )
+
+    # -- execution --------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop starting requests; those in flight finish and are recorded."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Release the results file (only needed when :meth:`execute` is not called)."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    async def execute(self, progress: Progress | None = None) -> Summary:
+        """Send what the plan allows now and return what happened.
+
+        Raises :class:`AuthError` if the API rejects the key mid-run: the run stops at
+        once, and the row that met the rejection is recorded ``deferred``.
+        """
+        progress = progress or SilentProgress()
+        summary = Summary(plan=self.plan)
+        try:
+            if not self.options.dry_run and self.plan.now > 0:
+                await self._run(progress, summary)
+        finally:
+            progress.close()
+            if self._journal is not None:
+                await self._journal.aclose()
+                self._journal = None
+        if self._auth_error is not None:
+            raise self._auth_error
+        self._finish(summary)
+        return summary
+
+    async def _run(self, progress: Progress, summary: Summary) -> None:
+        pacers = [
+            SenderPacer(
+                s.sender_id,
+                s.capacity,
+                self.plan.window_seconds,
+                jitter=self.settings.pacing.jitter,
+                rng=self._rng,
+            )
+            for s in self.plan.senders
+            if s.usable
+        ]
+        usable = {p.sender_id for p in pacers}
+        run = _Run(
+            campaign=self,
+            progress=progress,
+            summary=summary,
+            shared=deque(w for w in self._work if not w.pinned),
+            pinned={sid: deque(w for w in self._work if w.pinned == sid) for sid in usable},
+            semaphore=asyncio.Semaphore(self.settings.pacing.concurrency),
+            backoff=Backoff(),
+            budget=self.options.limit if self.options.limit is not None else math.inf,
+        )
+        progress.start(self.plan.now, sorted(usable))
+        await asyncio.gather(*(run.sender_loop(p) for p in pacers))
+        while run.tasks:
+            await asyncio.gather(*run.tasks)
+        summary.interrupted = self._stop.is_set() and self._auth_error is None and not run.done
+
+    def _finish(self, summary: Summary) -> None:
+        final = Counter(self._ledger.valid_urls.map(self._status).fillna("").tolist())
+        summary.final = Counter({k: v for k, v in final.items() if k})
+        summary.remaining = sum(final[s] for s in ("", DEFERRED, PENDING))
+        window = self.plan.window_seconds
+        first_send = self._first_send_at
+        candidates = [
+            t
+            for t in (self._ledger.renews_at, None if first_send is None else first_send + window)
+            if t is not None
+        ]
+        summary.renews_at = min(candidates) if candidates else None
+
+    async def _send(self, work: _Work, pacer: SenderPacer, run: _Run) -> str:
+        """Send one row (retrying what may be retried) and journal the outcome.
+
+        The ``pending`` line is durable before the request leaves. The outcome line is
+        queued without waiting for its fsync: if it is lost in a crash, the row reads as
+        ``pending`` and becomes ``unknown``, which is safe.
+        """
+        assert self._client is not None and self._journal is not None
+        sender_id = pacer.sender_id
+        note_delivered = self._note_delivered(work.note, sender_id)
+        await self._journal.append_async(
+            JournalRecord(
+                row=work.row,
+                linkedin_url=work.url,
+                sender_id=sender_id,
+                status=PENDING,
+                attempts=work.prior_attempts,
+                extra={"note_delivered": note_delivered},
+            )
+        )
+        attempt = 0
+        while True:
+            attempt += 1
+            result = await self._client.connect(sender_id, work.url, work.note or None)
+            if result.kind is ResultKind.RATE_LIMITED:
+                # The API's own limit concerns the key, so every sender pauses.
+                run.backoff.push(self._policy.delay(result, attempt))
+            if not self._policy.should_retry(result, attempt):
+                break
+            if result.kind is not ResultKind.RATE_LIMITED:
+                wait = self._policy.delay(result, attempt)
+                completed, _ = await _unless_stopped(asyncio.sleep(wait), self._stop)
+                if not completed:
+                    break
+            completed, _ = await _unless_stopped(run.backoff.wait(), self._stop)
+            if not completed:
+                break
+        status, error = self._outcome(result, pacer, run)
+        self._status[work.url] = status
+        if status in CAPACITY_STATUSES and self._first_send_at is None:
+            self._first_send_at = self._clock()
+        run.journal_later(
+            JournalRecord(
+                row=work.row,
+                linkedin_url=work.url,
+                sender_id=sender_id,
+                status=status,
+                request_id=result.request_id,
+                error=error,
+                attempts=work.prior_attempts + attempt,
+                extra={"note_delivered": note_delivered if status == SENT else ""},
+            )
+        )
+        return status
+
+    def _outcome(self, result: ConnectResult, pacer: SenderPacer, run: _Run) -> tuple[str, str]:
+        """The journal status and error text for a final result; gives back the sender's
+        slot when no invitation can have been created."""
+        kind = result.kind
+        if kind is ResultKind.ACCEPTED:
+            if result.status == SENT:
+                return SENT, result.message
+            if result.status == ALREADY_CONNECTED:
+                pacer.refund()
+                return ALREADY_CONNECTED, result.message
+            # Success with a status word we do not know: the invitation probably exists,
+            # but only a person can tell. Never re-sent automatically.
+            return UNKNOWN, f"the API answered success with status {result.status!r}"
+        if kind is ResultKind.AMBIGUOUS:
+            return UNKNOWN, result.message
+        pacer.refund()
+        if kind is ResultKind.AUTH:
+            self._auth_error = self._auth_error or AuthError(result.message, result.http_status)
+            self._stop.set()
+            return DEFERRED, result.message
+        if kind is ResultKind.DAILY_LIMIT:
+            pacer.exhaust()
+            run.progress.notice(f"sender {pacer.sender_id}: daily connection limit reached")
+            return DEFERRED, result.message
+        if kind is not ResultKind.REJECTED and self._stop.is_set():
+            return DEFERRED, f"stopped before a retry: {result.message}"
+        return FAILED, result.message
+
+    def _note_delivered(self, note: str, sender_id: str) -> str:
+        if not note:
+            return ""
+        premium = self._premium.get(sender_id)
+        if premium is None:
+            return "if premium"
+        return "yes" if premium else "no (free sender)"
+
+
+@dataclass
+class _Run:
+    """Mutable state of one :meth:`Campaign._run`, shared by the sender loops."""
+
+    campaign: Campaign
+    progress: Progress
+    summary: Summary
+    shared: deque[_Work]
+    pinned: dict[str, deque[_Work]]
+    semaphore: asyncio.Semaphore
+    backoff: Backoff
+    budget: float
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    started: int = 0
+
+    @property
+    def done(self) -> bool:
+        return not self.shared and not any(self.pinned.values())
+
+    def _has_work(self, sender_id: str) -> bool:
+        return bool(self.pinned[sender_id] or self.shared)
+
+    def _take(self, sender_id: str) -> _Work | None:
+        own = self.pinned[sender_id]
+        if own:
+            return own.popleft()
+        return self.shared.popleft() if self.shared else None
+
+    def _give_back(self, work: _Work, sender_id: str) -> None:
+        (self.pinned[sender_id] if work.pinned else self.shared).appendleft(work)
+
+    def _may_start(self, pacer: SenderPacer) -> bool:
+        stop = self.campaign._stop
+        return not stop.is_set() and self.started < self.budget and pacer.has_capacity
+
+    async def sender_loop(self, pacer: SenderPacer) -> None:
+        """Take turns for one sender until its capacity, the work or the budget runs out."""
+        stop = self.campaign._stop
+        while self._may_start(pacer):
+            if not self._has_work(pacer.sender_id):
+                # Rows in flight may come back (another sender's daily limit): wait for them.
+                if not self.tasks:
+                    return
+                in_flight = asyncio.wait(set(self.tasks), return_when=asyncio.FIRST_COMPLETED)
+                await _unless_stopped(in_flight, stop)
+                continue
+            _, turn = await _unless_stopped(pacer.take_turn(), stop)
+            if not turn:
+                return
+            await self.semaphore.acquire()
+            work = self._take(pacer.sender_id)
+            if work is None or not self._may_start(pacer):
+                self.semaphore.release()
+                pacer.refund()
+                if work is not None:
+                    self._give_back(work, pacer.sender_id)
+                if work is None:
+                    continue
+                return
+            self.started += 1
+            self._track(self._send(work, pacer))
+
+    def _track(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def journal_later(self, record: JournalRecord) -> None:
+        journal = self.campaign._journal
+        assert journal is not None
+        self._track(journal.append_async(record))
+
+    async def _send(self, work: _Work, pacer: SenderPacer) -> None:
+        try:
+            status = await self.campaign._send(work, pacer, self)
+        finally:
+            self.semaphore.release()
+        if status == DEFERRED:
+            self._give_back(work, pacer.sender_id)
+            self.started -= 1
+        else:
+            self.summary.this_run[status] += 1
+            self.progress.advance(pacer.sender_id, status)
+
+
+async def _unless_stopped(
+    awaitable: Coroutine[object, object, T], stop: asyncio.Event
+) -> tuple[bool, T | None]:
+    """Await ``awaitable`` unless a stop is requested first.
+
+    Returns ``(True, result)`` when it completed, ``(False, None)`` when the stop came
+    first (the awaitable is then cancelled, so a pacer gives its reserved slot back).
+    """
+    if stop.is_set():
+        awaitable.close()
+        return False, None
+    task = asyncio.ensure_future(awaitable)
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        stopper.cancel()
+        return True, task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False, None
+
+
+# -- planning helpers ---------------------------------------------------------------
+
+
+async def _plan_senders(
+    settings: Settings,
+    client: SendPilotClient | None,
+    used: dict[str, int],
+    warnings: list[str],
+) -> list[SenderPlan]:
+    window = settings.pacing.window_seconds
+    if client is None:
+        return [
+            _sender_plan(
+                s.id, "", "offline", s.daily_limit, used.get(s.id, 0), None, s.premium, window
+            )
+            for s in settings.senders
+        ]
+    infos = {s.id: s for s in await client.senders()}
+    try:
+        quotas = await client.quotas()
+    except AuthError:
+        raise
+    except ApiError as exc:
+        warnings.append(f"quotas unavailable, using configured limits only ({exc})")
+        quotas = {}
+    wanted = [s.id for s in settings.senders] if settings.senders else list(infos)
+    plans = []
+    for sender_id in wanted:
+        configured = settings.sender(sender_id)
+        limit = configured.daily_limit if configured else settings.pacing.default_daily_limit
+        info = infos.get(sender_id)
+        quota = quotas.get(sender_id)
+        premium = configured.premium if configured else None
+        if premium is None and info is not None:
+            premium = info.premium
+        plan = _sender_plan(
+            sender_id,
+            info.name if info else "",
+            info.status if info else "not found",
+            limit,
+            used.get(sender_id, 0),
+            quota.remaining if quota else None,
+            premium,
+            window,
+        )
+        skipped = _skip_reason(info)
+        if skipped:
+            warnings.append(f"sender {sender_id}: {skipped}; skipped")
+            plan = replace(plan, skipped=skipped, capacity=0, interval_seconds=math.inf)
+        plans.append(plan)
+    return plans
+
+
+def _skip_reason(info: SenderInfo | None) -> str:
+    if info is None:
+        return "not a sender of this workspace (GET /inbox/senders does not list it)"
+    if info.status != "active":
+        return f"status is {info.status}"
+    return ""
+
+
+def _sender_plan(
+    sender_id: str,
+    name: str,
+    status: str,
+    daily_limit: int,
+    used: int,
+    api_remaining: int | None,
+    premium: bool | None,
+    window: float,
+) -> SenderPlan:
+    capacity = remaining_capacity(daily_limit, used, api_remaining)
+    return SenderPlan(
+        sender_id=sender_id,
+        name=name,
+        status=status,
+        daily_limit=daily_limit,
+        used_in_window=used,
+        api_remaining=api_remaining,
+        capacity=capacity,
+        interval_seconds=pacing_interval(capacity, window),
+        premium=premium,
+    )
+
+
+def _estimate_seconds(now: int, senders: list[SenderPlan]) -> float | None:
+    rate = sum(1.0 / s.interval_seconds for s in senders if s.usable)
+    if now == 0 or rate == 0:
+        return None if now else 0.0
+    # The first invitation of every sender leaves at once; the rest at the combined rate.
+    return max(0.0, (now - sum(1 for s in senders if s.usable)) / rate)
+
+
+def _windows_needed(to_send: int, senders: list[SenderPlan], now: int) -> int:
+    if to_send == 0:
+        return 0
+    later = to_send - now
+    per_window = sum(s.daily_limit for s in senders if not s.skipped)
+    if later <= 0:
+        return 1
+    if per_window == 0:
+        return 0  # never, with these senders
+    return 1 + math.ceil(later / per_window)
+
+
+def _recover_pending(state: JournalState, journal: Journal | None) -> list[str]:
+    """Rows a crash left `pending`: the request may have left, so they become `unknown`."""
+    pending = state.pending()
+    if pending.empty:
+        return []
+    if journal is not None:
+        journal.append_many(
+            [
+                JournalRecord(
+                    row=int(row),
+                    linkedin_url=url,
+                    sender_id=sender,
+                    status=UNKNOWN,
+                    error="interrupted while sending (crash or kill): the invitation may exist",
+                    attempts=int(attempts) + 1,
+                )
+                for row, url, sender, attempts in zip(
+                    pending["row"],
+                    pending["linkedin_url"],
+                    pending["sender_id"],
+                    pending["attempts"],
+                    strict=True,
+                )
+            ]
+        )
+    return list(pending["linkedin_url"])
+
+
+def _record_problems(validation: ValidationResult, state: JournalState, journal: Journal) -> None:
+    """Record invalid and duplicate rows once, so the results file accounts for every row."""
+    problems = validation.problems
+    if problems.empty:
+        return
+    seen = state.problems
+    if not seen.empty:
+        key = ["row", "status", "linkedin_url"]
+        merged = problems.merge(seen[key].drop_duplicates(), on=key, how="left", indicator=True)
+        problems = merged[merged["_merge"] == "left_only"]
+    journal.append_many(
+        [
+            JournalRecord(row=int(row), linkedin_url=url, sender_id="", status=status, error=reason)
+            for row, url, status, reason in zip(
+                problems["row"],
+                problems["linkedin_url"],
+                problems["status"],
+                problems["reason"],
+                strict=True,
+            )
+        ]
+    )
+
+
+def _prior_attempts(state: JournalState, urls: pd.Series) -> list[int]:
+    latest = state.latest
+    if latest.empty or urls.empty:
+        return [0] * len(urls)
+    by_url = latest.set_index("linkedin_url")["attempts"]
+    return [int(a) for a in urls.map(by_url).fillna(0).tolist()]
