@@ -49,17 +49,22 @@ class SenderPacer:
 
     def __post_init__(self) -> None:
         self.left = self.capacity
+        self.exhausted = False
         self.interval = pacing_interval(self.capacity, self.window_seconds)
         self._limiter = AsyncLimiter(1, self.interval) if self.capacity > 0 else None
         self._rng = self.rng or random.Random()
 
     @property
     def has_capacity(self) -> bool:
-        return self.left > 0
+        """Whether a further turn can be taken."""
+        return self.left > 0 and not self.exhausted
 
     async def take_turn(self) -> bool:
-        """Wait for this sender's next slot; ``False`` when its capacity is spent."""
-        if self.left <= 0 or self._limiter is None:
+        """Wait for this sender's next slot; ``False`` when its capacity is spent.
+
+        A ``True`` turn holds a reserved slot: use it, or :meth:`refund` it.
+        """
+        if not self.has_capacity or self._limiter is None:
             return False
         self.left -= 1
         try:
@@ -69,7 +74,8 @@ class SenderPacer:
         except asyncio.CancelledError:
             self.left += 1
             raise
-        return True
+        # The API may have said "daily limit" while this turn was waiting.
+        return not self.exhausted
 
     def refund(self) -> None:
         """Give back a reserved slot that created no invitation."""
@@ -77,6 +83,7 @@ class SenderPacer:
 
     def exhaust(self) -> None:
         """The API says this sender's daily limit is reached: no more turns this run."""
+        self.exhausted = True
         self.left = 0
 
 

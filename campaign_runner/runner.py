@@ -20,7 +20,7 @@ import math
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -255,7 +255,9 @@ class Campaign:
             )
         warnings: list[str] = list(settings.warnings)
         window = settings.pacing.window_seconds
-        used = state.used_capacity(clock() - window)
+        used = Counter(state.used_capacity(clock() - window))
+        # Rows a crash left pending were just recorded `unknown`: they count too.
+        used.update(recovered.values())
         senders = await _plan_senders(settings, client, used, warnings)
 
         sendable = {"", DEFERRED}
@@ -264,7 +266,7 @@ class Campaign:
         if options.retry_unknown:
             sendable.add(UNKNOWN)
         valid = validation.valid
-        current = valid["linkedin_url"].map(status_by_url).fillna("")
+        current = _statuses(valid["linkedin_url"], status_by_url)
         todo = valid[current.isin(sendable)]
         attempts = _prior_attempts(state, todo["linkedin_url"])
         usable = {s.sender_id for s in senders if s.usable}
@@ -389,7 +391,7 @@ class Campaign:
         summary.interrupted = self._stop.is_set() and self._auth_error is None and not run.done
 
     def _finish(self, summary: Summary) -> None:
-        final = Counter(self._ledger.valid_urls.map(self._status).fillna("").tolist())
+        final = Counter(_statuses(self._ledger.valid_urls, self._status).tolist())
         summary.final = Counter({k: v for k, v in final.items() if k})
         summary.remaining = sum(final[s] for s in ("", DEFERRED, PENDING))
         window = self.plan.window_seconds
@@ -421,24 +423,13 @@ class Campaign:
                 extra={"note_delivered": note_delivered},
             )
         )
-        attempt = 0
-        while True:
-            attempt += 1
-            result = await self._client.connect(sender_id, work.url, work.note or None)
-            if result.kind is ResultKind.RATE_LIMITED:
-                # The API's own limit concerns the key, so every sender pauses.
-                run.backoff.push(self._policy.delay(result, attempt))
-            if not self._policy.should_retry(result, attempt):
-                break
-            if result.kind is not ResultKind.RATE_LIMITED:
-                wait = self._policy.delay(result, attempt)
-                completed, _ = await _unless_stopped(asyncio.sleep(wait), self._stop)
-                if not completed:
-                    break
-            completed, _ = await _unless_stopped(run.backoff.wait(), self._stop)
-            if not completed:
-                break
-        status, error = self._outcome(result, pacer, run)
+        result, attempt = await self._attempt(work, sender_id, run)
+        if result is None:
+            pacer.refund()
+            status, error = DEFERRED, "stopped before sending"
+            result = ConnectResult(ResultKind.NOT_SENT)
+        else:
+            status, error = self._outcome(result, pacer, run)
         self._status[work.url] = status
         if status in CAPACITY_STATUSES and self._first_send_at is None:
             self._first_send_at = self._clock()
@@ -455,6 +446,32 @@ class Campaign:
             )
         )
         return status
+
+    async def _attempt(
+        self, work: _Work, sender_id: str, run: _Run
+    ) -> tuple[ConnectResult | None, int]:
+        """Send, retrying what the policy retries; the last result (``None`` if a stop
+        came before the first attempt) and the number of attempts made."""
+        assert self._client is not None
+        attempt = 0
+        result: ConnectResult | None = None
+        while True:
+            # The API's own rate limit concerns the key, so it pauses every sender,
+            # first attempts included.
+            completed, _ = await _unless_stopped(run.backoff.wait(), self._stop)
+            if not completed:
+                return result, attempt
+            attempt += 1
+            result = await self._client.connect(sender_id, work.url, work.note or None)
+            if result.kind is ResultKind.RATE_LIMITED:
+                run.backoff.push(self._policy.delay(result, attempt))
+            if not self._policy.should_retry(result, attempt):
+                return result, attempt
+            if result.kind is not ResultKind.RATE_LIMITED:
+                wait = self._policy.delay(result, attempt)
+                completed, _ = await _unless_stopped(asyncio.sleep(wait), self._stop)
+                if not completed:
+                    return result, attempt
 
     def _outcome(self, result: ConnectResult, pacer: SenderPacer, run: _Run) -> tuple[str, str]:
         """The journal status and error text for a final result; gives back the sender's
@@ -525,8 +542,13 @@ class _Run:
         (self.pinned[sender_id] if work.pinned else self.shared).appendleft(work)
 
     def _may_start(self, pacer: SenderPacer) -> bool:
-        stop = self.campaign._stop
-        return not stop.is_set() and self.started < self.budget and pacer.has_capacity
+        return self._may_use_turn(pacer) and pacer.has_capacity
+
+    def _may_use_turn(self, pacer: SenderPacer) -> bool:
+        # A taken turn already holds its slot, so capacity is not asked again here.
+        return (
+            not self.campaign._stop.is_set() and self.started < self.budget and not pacer.exhausted
+        )
 
     async def sender_loop(self, pacer: SenderPacer) -> None:
         """Take turns for one sender until its capacity, the work or the budget runs out."""
@@ -544,13 +566,12 @@ class _Run:
                 return
             await self.semaphore.acquire()
             work = self._take(pacer.sender_id)
-            if work is None or not self._may_start(pacer):
+            if work is None or not self._may_use_turn(pacer):
                 self.semaphore.release()
                 pacer.refund()
-                if work is not None:
-                    self._give_back(work, pacer.sender_id)
                 if work is None:
                     continue
+                self._give_back(work, pacer.sender_id)
                 return
             self.started += 1
             self._track(self._send(work, pacer))
@@ -706,32 +727,34 @@ def _windows_needed(to_send: int, senders: list[SenderPlan], now: int) -> int:
     return 1 + math.ceil(later / per_window)
 
 
-def _recover_pending(state: JournalState, journal: Journal | None) -> list[str]:
-    """Rows a crash left `pending`: the request may have left, so they become `unknown`."""
+def _recover_pending(state: JournalState, journal: Journal | None) -> dict[str, str]:
+    """Rows a crash left ``pending``: the request may have left, so they become ``unknown``
+    (dated when they were sent, for the capacity window). Returns ``{url: sender_id}``."""
     pending = state.pending()
     if pending.empty:
-        return []
-    if journal is not None:
-        journal.append_many(
-            [
-                JournalRecord(
-                    row=int(row),
-                    linkedin_url=url,
-                    sender_id=sender,
-                    status=UNKNOWN,
-                    error="interrupted while sending (crash or kill): the invitation may exist",
-                    attempts=int(attempts) + 1,
-                )
-                for row, url, sender, attempts in zip(
-                    pending["row"],
-                    pending["linkedin_url"],
-                    pending["sender_id"],
-                    pending["attempts"],
-                    strict=True,
-                )
-            ]
+        return {}
+    records = [
+        JournalRecord(
+            row=int(row),
+            linkedin_url=url,
+            sender_id=sender,
+            status=UNKNOWN,
+            error="interrupted while sending (crash or kill): the invitation may exist",
+            attempts=int(attempts) + 1,
+            timestamp=timestamp,
         )
-    return list(pending["linkedin_url"])
+        for row, url, sender, attempts, timestamp in zip(
+            pending["row"],
+            pending["linkedin_url"],
+            pending["sender_id"],
+            pending["attempts"],
+            pending["timestamp"],
+            strict=True,
+        )
+    ]
+    if journal is not None:
+        journal.append_many(records)
+    return {r.linkedin_url: r.sender_id for r in records}
 
 
 def _record_problems(validation: ValidationResult, state: JournalState, journal: Journal) -> None:
@@ -756,6 +779,11 @@ def _record_problems(validation: ValidationResult, state: JournalState, journal:
             )
         ]
     )
+
+
+def _statuses(urls: pd.Series, status_by_url: Mapping[str, str]) -> pd.Series:
+    """The recorded status of each URL, ``""`` for none."""
+    return pd.Series(urls.map(status_by_url), dtype=object).fillna("")
 
 
 def _prior_attempts(state: JournalState, urls: pd.Series) -> list[int]:
