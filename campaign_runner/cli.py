@@ -506,15 +506,15 @@ class _Output:
         self.info(f"results: {summary.plan.results_path}")
         if summary.final.get("unknown"):
             self.info(
-                f"{summary.final['unknown']} rows are unknown (the invitation may exist); "
-                "check them in SendPilot, then add --retry-unknown to send them again"
+                f"{summary.final['unknown']} rows are unknown (the invitation may exist): check "
+                f"them in SendPilot, then to send them again: {command} --retry-unknown"
             )
         if summary.final.get("failed"):
-            self.info("add --retry-failed to try failed rows again")
-        if summary.remaining or summary.interrupted:
-            if renews:
-                self.info(f"capacity renews from {renews}")
-            self.info(f"to continue: {command}")
+            self.info(f"to try failed rows again: {command} --retry-failed")
+        if renews and (summary.remaining or summary.interrupted):
+            self.info(f"capacity renews from {renews}")
+        # Always the last line, so that scripts and people find it in the same place.
+        self.info(f"to continue: {command}")
 
 
 def _duration(seconds: float) -> str:
