@@ -1,0 +1,172 @@
+"""Shared helpers for the sending engine's tests: prospect files, settings, results, and a
+stand-in server that runs in its own thread (for code that calls ``asyncio.run`` itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from campaign_runner.config import (
+    ApiSettings,
+    PacingSettings,
+    RetrySettings,
+    Secret,
+    SenderSettings,
+    Settings,
+)
+from campaign_runner.journal import JOURNAL_COLUMNS
+from campaign_runner.runner import Campaign, RunOptions, Summary
+from campaign_runner.sandbox import SandboxConfig, SandboxServer
+
+RESULTS_HEADER = [*JOURNAL_COLUMNS, "note_delivered"]
+FINAL = {"sent", "already_connected", "failed", "unknown", "invalid", "duplicate"}
+
+
+def url(n: int | str) -> str:
+    """A valid canonical LinkedIn profile URL for prospect ``n``."""
+    return f"https://www.linkedin.com/in/person-{n}"
+
+
+def write_prospects(
+    path: Path,
+    rows: Iterable[Sequence[str] | str],
+    header: Sequence[str] = ("linkedin_url", "note"),
+) -> Path:
+    """Write a prospect CSV; a bare string row is the URL alone (other cells empty)."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            cells = [row] if isinstance(row, str) else list(row)
+            writer.writerow(cells + [""] * (len(header) - len(cells)))
+    return path
+
+
+def prospects(path: Path, count: int, start: int = 0) -> Path:
+    """A prospect CSV of ``count`` valid rows (``person-<start>`` ...) with short notes."""
+    return write_prospects(path, [(url(n), f"hi {n}") for n in range(start, start + count)])
+
+
+def settings_for(
+    server: SandboxServer,
+    senders: Sequence[tuple[str, int] | tuple[str, int, bool | None]],
+    *,
+    window: float = 1.0,
+    concurrency: int = 4,
+    timeout: float = 2.0,
+    max_attempts: int = 3,
+    api_key: str | None = None,
+    max_delay: float = 0.01,
+) -> Settings:
+    """Settings that point at ``server`` with compressed pacing and fast retries."""
+    return Settings(
+        api=ApiSettings(
+            base_url=server.base_url,
+            api_key=Secret(api_key if api_key is not None else server.api_key),
+            timeout_seconds=timeout,
+        ),
+        senders=tuple(SenderSettings(*s) for s in senders),
+        pacing=PacingSettings(window_seconds=window, concurrency=concurrency),
+        retry=RetrySettings(
+            max_attempts=max_attempts, base_delay_seconds=0.001, max_delay_seconds=max_delay
+        ),
+    )
+
+
+async def run_campaign(
+    settings: Settings, input_path: Path, results_path: Path, **options: Any
+) -> tuple[Campaign, Summary]:
+    """Prepare and execute one run in the current loop, with a session of its own."""
+    clock = options.pop("clock", None)
+    extra = {"clock": clock} if clock is not None else {}
+    async with aiohttp.ClientSession() as session:
+        campaign = await Campaign.prepare(
+            settings,
+            RunOptions(input_path=input_path, results_path=results_path, **options),
+            session,
+            **extra,
+        )
+        return campaign, await campaign.execute()
+
+
+def read_results(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The results file's header and lines, exactly as written (escapes included)."""
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        lines = [dict(zip(header, fields, strict=True)) for fields in reader if fields]
+    return header, lines
+
+
+def latest(path: Path) -> dict[str, dict[str, str]]:
+    """The last line per prospect URL (lines without a URL keyed by ``row:<n>``)."""
+    out: dict[str, dict[str, str]] = {}
+    for line in read_results(path)[1]:
+        out[line["linkedin_url"] or f"row:{line['row']}"] = line
+    return out
+
+
+def final_counts(path: Path) -> Counter[str]:
+    """Latest status per prospect, counted (statuses compared case-insensitively)."""
+    return Counter(line["status"].strip().lower() for line in latest(path).values())
+
+
+def invited(server: SandboxServer) -> Counter[str]:
+    """How many invitations the server created per recipient URL."""
+    return Counter(i.linkedin_url for i in server.state.invitations)
+
+
+def connect_requests(server: SandboxServer) -> int:
+    """Authenticated ``POST /inbox/connect`` requests the server received."""
+    return server.state.requests["connect"]
+
+
+def write_config(
+    path: Path, server_url: str, senders: Sequence[tuple[str, int]], **extra: Any
+) -> Path:
+    """A YAML config pointing at ``server_url`` with compressed pacing and fast retries."""
+    config: dict[str, Any] = {
+        "api": {"base_url": server_url, "timeout_seconds": extra.pop("timeout", 2.0)},
+        "senders": [{"id": s, "daily_limit": limit} for s, limit in senders],
+        "pacing": {"window_seconds": extra.pop("window", 1.0), "concurrency": 4},
+        "retry": {"max_attempts": 3, "base_delay_seconds": 0.001, "max_delay_seconds": 0.01},
+    }
+    for section, values in extra.items():
+        config.setdefault(section, {}).update(values)
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+class ThreadedSandbox:
+    """A :class:`SandboxServer` serving from its own thread and event loop.
+
+    For code under test that runs ``asyncio.run`` itself (the CLI through ``CliRunner``).
+    Read ``server.state`` only while the code under test is not running, or via :meth:`call`.
+    """
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.server = SandboxServer(config)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> SandboxServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(timeout=10)
+        return self.server
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(timeout=10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()

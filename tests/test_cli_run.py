@@ -1,0 +1,408 @@
+"""``campaign-runner run`` and ``senders`` through click's CliRunner.
+
+``run`` calls ``asyncio.run`` itself, so the stand-in server runs in a thread of its own
+(:class:`helpers.ThreadedSandbox`); its state is read only after the command returned.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from helpers import (
+    ThreadedSandbox,
+    connect_requests,
+    final_counts,
+    invited,
+    latest,
+    prospects,
+    url,
+    write_config,
+    write_prospects,
+)
+
+from campaign_runner.cli import cli
+from campaign_runner.journal import Journal
+from campaign_runner.sandbox import FaultRule, SandboxConfig, SandboxSender, SandboxServer
+
+KEY = "sk_live_CLI_5e8b2d7a91c4"
+SENDERS = (SandboxSender("a", capacity=100), SandboxSender("b", capacity=100, premium=False))
+
+Serve = Callable[..., SandboxServer]
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """Start threaded sandboxes: ``serve(senders=..., faults=...)``; all stopped at the end."""
+    started: list[ThreadedSandbox] = []
+
+    def start(**overrides: Any) -> SandboxServer:
+        overrides.setdefault("api_key", KEY)
+        overrides.setdefault("senders", SENDERS)
+        threaded = ThreadedSandbox(SandboxConfig(**overrides))
+        server = threaded.__enter__()
+        started.append(threaded)
+        return server
+
+    yield start
+    for threaded in reversed(started):
+        threaded.__exit__(None, None, None)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No stray ./campaign-runner.yaml or $CAMPAIGN_RUNNER_CONFIG may leak into a test.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CAMPAIGN_RUNNER_CONFIG", raising=False)
+    monkeypatch.delenv("SENDPILOT_API_KEY", raising=False)
+
+
+def invoke(args: list[str], key: str | None = KEY) -> Result:
+    env = {"SENDPILOT_API_KEY": key}
+    return CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+
+
+def config_for(tmp_path: Path, server: SandboxServer, senders: Any = None, **extra: Any) -> Path:
+    return write_config(
+        tmp_path / "campaign.yaml", server.base_url, senders or [("a", 100), ("b", 100)], **extra
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- run -----------------------------------------------------------------------------------
+
+
+def test_run_sends_everything_and_writes_results_beside_the_input(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve()
+    input_path = write_prospects(
+        tmp_path / "leads.csv", [(url(n), f"hi {n}") for n in range(6)] + [("not a url", "")]
+    )
+    config = config_for(tmp_path, server)
+    result = invoke(["run", str(input_path), "--config", str(config), "--yes"])
+
+    assert result.exit_code == 0, result.output
+    results = tmp_path / "leads.results.csv"
+    assert results.is_file()
+    assert final_counts(results) == {"sent": 6, "invalid": 1}
+    assert invited(server) == {url(n): 1 for n in range(6)}
+    assert "this run: 6 sent" in result.stdout
+    assert "progress: 6/6" in result.stderr  # plain log lines when not on a terminal
+    # The summary always ends with the command that continues the campaign (new rows).
+    last = result.stdout.strip().splitlines()[-1]
+    assert last == f"to continue: campaign-runner run {input_path} --config {config}"
+    assert "Traceback" not in result.output
+
+
+def test_run_without_a_terminal_or_yes_refuses(serve: Serve, tmp_path: Path) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 3)
+    result = invoke(["run", str(input_path), "--config", str(config_for(tmp_path, server))])
+
+    assert result.exit_code == 2, result.output
+    assert "--yes" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert connect_requests(server) == 0
+
+
+@pytest.mark.parametrize(("answer", "sent"), [("y\n", 3), ("n\n", 0)])
+def test_on_a_terminal_run_asks_before_sending(
+    serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: str, sent: int
+) -> None:
+    import campaign_runner.cli as cli_module
+
+    monkeypatch.setattr(cli_module, "_is_tty", lambda stdin=False: True)
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 3)
+    config = config_for(tmp_path, server)
+    result = CliRunner().invoke(
+        cli,
+        ["run", str(input_path), "--config", str(config)],
+        input=answer,
+        env={"SENDPILOT_API_KEY": KEY},
+    )
+    assert "Send 3 invitations now?" in result.stdout
+    assert len(server.state.invitations) == sent
+    assert (result.exit_code == 0) == (sent == 3), result.output
+
+
+def test_dry_run_sends_nothing_and_writes_nothing(serve: Serve, tmp_path: Path) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 3)
+    result = invoke(
+        ["run", str(input_path), "--config", str(config_for(tmp_path, server)), "--dry-run"]
+    )
+    assert result.exit_code in (0, 3), result.output
+    assert "plan: 3 to send, 3 now" in result.output
+    assert connect_requests(server) == 0
+    assert not (tmp_path / "p.results.csv").exists()
+
+
+def test_dry_run_works_offline_without_a_key(tmp_path: Path) -> None:
+    input_path = prospects(tmp_path / "p.csv", 3)
+    config = write_config(
+        tmp_path / "c.yaml", f"http://127.0.0.1:{free_port()}/v1", [("a", 2), ("b", 5)]
+    )
+    result = invoke(["run", str(input_path), "--config", str(config), "--dry-run"], key=None)
+    assert result.exit_code in (0, 3), result.output
+    assert "a: 2 now" in result.output
+    assert "b: 5 now" in result.output
+    assert not (tmp_path / "p.results.csv").exists()
+
+
+def test_json_summary_parses_and_matches_the_exit_code(serve: Serve, tmp_path: Path) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 4)
+    config = config_for(tmp_path, server)
+    result = invoke(["run", str(input_path), "--config", str(config), "--yes", "--json"])
+
+    payload = json.loads(result.stdout)  # nothing else on stdout
+    assert "progress:" not in result.stderr
+    assert payload["exit_code"] == result.exit_code == 0
+    assert payload["this_run"] == {"sent": 4}
+    assert payload["remaining"] == 0
+    assert payload["resume_command"].startswith("campaign-runner run ")
+    assert str(config) in payload["resume_command"]
+
+
+def test_limit_stops_with_exit_3_and_the_printed_command_continues(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 5)
+    config = config_for(tmp_path, server)
+    results = tmp_path / "out" / "results.csv"
+    results.parent.mkdir()
+    args = ["run", str(input_path), "--config", str(config), "--results", str(results)]
+    result = invoke([*args, "--yes", "--limit", "2"])
+
+    assert result.exit_code == 3, result.output
+    assert len(server.state.invitations) == 2
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("to continue: ")
+    command = shlex.split(last.removeprefix("to continue: "))
+    assert command[:2] == ["campaign-runner", "run"]
+    assert command[1:] == args  # the same input, config and results file
+
+    rest = invoke([*command[1:], "--yes"])
+    assert rest.exit_code == 0, rest.output
+    assert invited(server) == {url(n): 1 for n in range(5)}
+
+
+def test_spent_capacity_exits_3_and_says_when_it_renews(serve: Serve, tmp_path: Path) -> None:
+    server = serve(senders=(SandboxSender("a", capacity=2),))
+    input_path = prospects(tmp_path / "p.csv", 5)
+    config = config_for(tmp_path, server, senders=[("a", 2)], pacing={"window_seconds": 0.2})
+    result = invoke(["run", str(input_path), "--config", str(config), "--yes"])
+
+    assert result.exit_code == 3, result.output
+    assert "capacity renews from" in result.stdout
+    assert result.stdout.strip().splitlines()[-1].startswith("to continue: campaign-runner run")
+    assert ("connect", "daily_limit") not in server.state.counters
+
+
+def test_failed_rows_exit_1_and_retry_failed_sends_them(serve: Serve, tmp_path: Path) -> None:
+    server = serve(faults=(FaultRule("error", status=400, message="Recipient rejected", times=1),))
+    input_path = prospects(tmp_path / "p.csv", 3)
+    config = config_for(tmp_path, server)
+    first = invoke(["run", str(input_path), "--config", str(config), "--yes"])
+    assert first.exit_code == 1, first.output
+    assert "--retry-failed" in first.stdout
+    assert final_counts(tmp_path / "p.results.csv") == {"sent": 2, "failed": 1}
+
+    again = invoke(["run", str(input_path), "--config", str(config), "--yes"])
+    assert again.exit_code == 1
+    assert connect_requests(server) == 3
+
+    retried = invoke(["run", str(input_path), "--config", str(config), "--yes", "--retry-failed"])
+    assert retried.exit_code == 0, retried.output
+    assert invited(server) == {url(n): 1 for n in range(3)}
+
+
+def test_unknown_rows_are_resent_only_with_retry_unknown(serve: Serve, tmp_path: Path) -> None:
+    server = serve(faults=(FaultRule("drop", times=1),))
+    input_path = prospects(tmp_path / "p.csv", 3)
+    config = config_for(tmp_path, server)
+    first = invoke(["run", str(input_path), "--config", str(config), "--yes"])
+    assert first.exit_code == 1, first.output
+    assert "--retry-unknown" in first.stdout
+    again = invoke(["run", str(input_path), "--config", str(config), "--yes"])
+    assert (again.exit_code, connect_requests(server)) == (1, 3)
+    retried = invoke(["run", str(input_path), "--config", str(config), "--yes", "--retry-unknown"])
+    assert retried.exit_code == 0, retried.output
+    assert connect_requests(server) == 4
+
+
+def test_a_locked_results_file_is_a_one_line_error_naming_it(serve: Serve, tmp_path: Path) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 3)
+    results = tmp_path / "p.results.csv"
+    with Journal.open(results):
+        result = invoke(
+            ["run", str(input_path), "--config", str(config_for(tmp_path, server)), "--yes"]
+        )
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(results) in lines[0]
+    assert "another campaign-runner run" in lines[0]
+    assert connect_requests(server) == 0
+
+
+def test_a_missing_key_is_a_one_line_error(serve: Serve, tmp_path: Path) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 1)
+    result = invoke(
+        ["run", str(input_path), "--config", str(config_for(tmp_path, server)), "--yes"], key=None
+    )
+    assert result.exit_code == 2, result.output
+    assert "SENDPILOT_API_KEY" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_missing_input_is_a_one_line_error(serve: Serve, tmp_path: Path) -> None:
+    server = serve()
+    result = invoke(["run", "nowhere.csv", "--config", str(config_for(tmp_path, server)), "--yes"])
+    assert result.exit_code == 2, result.output
+    assert "nowhere.csv" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_rejected_key_mid_run_exits_2_at_once(serve: Serve, tmp_path: Path) -> None:
+    server = serve(
+        senders=(SandboxSender("a", capacity=100),),
+        faults=(FaultRule("error", status=401, nth=3),),
+    )
+    input_path = prospects(tmp_path / "p.csv", 8)
+    # One request at a time, so the third request is the last one.
+    config = config_for(tmp_path, server, senders=[("a", 100)], pacing={"concurrency": 1})
+    result = invoke(["run", str(input_path), "--config", str(config), "--yes"])
+
+    assert result.exit_code == 2, result.output
+    assert "401" in result.stderr
+    assert "key" in result.stderr
+    assert KEY not in result.output
+    assert connect_requests(server) == 3
+    assert "failed" not in final_counts(tmp_path / "p.results.csv")
+
+
+# -- the key never shows ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    ["success", "wrong key", "401 mid-run", "403 mid-run", "400", "500", "unreachable", "json"],
+)
+def test_the_api_key_appears_nowhere(serve: Serve, tmp_path: Path, scenario: str) -> None:
+    faults: tuple[FaultRule, ...] = ()
+    if scenario in ("401 mid-run", "403 mid-run"):
+        faults = (FaultRule("error", status=int(scenario[:3]), nth=2),)
+    elif scenario in ("400", "500"):
+        faults = (FaultRule("error", status=int(scenario)),)
+    server = serve(api_key="another-key" if scenario == "wrong key" else KEY, faults=faults)
+    base_url = f"http://127.0.0.1:{free_port()}/v1" if scenario == "unreachable" else None
+    config = write_config(
+        tmp_path / "c.yaml", base_url or server.base_url, [("a", 100), ("b", 100)]
+    )
+    input_path = prospects(tmp_path / "p.csv", 4)
+    extra = ["--json"] if scenario == "json" else []
+    result = invoke(["run", str(input_path), "--config", str(config), "--yes", *extra])
+
+    assert result.exit_code in (0, 1, 2), result.output
+    assert KEY not in result.stdout
+    assert KEY not in result.stderr
+    results = tmp_path / "p.results.csv"
+    if results.exists():
+        assert KEY not in results.read_text(encoding="utf-8")
+
+
+# -- the sandbox demo ------------------------------------------------------------------------
+
+
+def test_sandbox_demo_runs_offline_and_writes_results(tmp_path: Path) -> None:
+    input_path = write_prospects(
+        tmp_path / "demo.csv",
+        [(url("anna"), "Hi Anna"), (url("bo"), ""), ("not a url", ""), (url("cara"), "Hey")],
+    )
+    started = time.monotonic()
+    result = invoke(["run", str(input_path), "--sandbox"], key=None)
+    took = time.monotonic() - started
+
+    assert result.exit_code == 0, result.output
+    assert took < 10
+    assert "sandbox:" in result.output
+    assert "127.0.0.1" in result.output
+    results = tmp_path / "demo.results.csv"
+    counts = final_counts(results)
+    assert counts == {"invalid": 1, "sent": 3}
+    assert all(line["sender_id"] for u, line in latest(results).items() if u.startswith("http"))
+
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "prospects.csv"
+
+
+@pytest.mark.skipif(not SAMPLE.is_file(), reason="sample_data/prospects.csv is not there yet")
+def test_sandbox_demo_on_the_sample_data(tmp_path: Path) -> None:
+    # The demo senders pace one invitation per 0.8 s (about 7 s for the sample); configured
+    # senders with a higher limit keep this test fast and still exercise the whole path.
+    input_path = tmp_path / "prospects.csv"
+    input_path.write_bytes(SAMPLE.read_bytes())
+    config = write_config(
+        tmp_path / "c.yaml", "http://127.0.0.1:9/v1", [("sender_alice", 400), ("sender_bob", 400)]
+    )
+    started = time.monotonic()
+    result = invoke(["run", str(input_path), "--sandbox", "--config", str(config)], key=None)
+    assert result.exit_code in (0, 1), result.output
+    assert time.monotonic() - started < 30
+    counts = final_counts(tmp_path / "prospects.results.csv")
+    assert counts["sent"] + counts["already_connected"] > 0
+    assert not {"pending", "deferred"} & set(counts)
+
+
+# -- senders -------------------------------------------------------------------------------
+
+
+def test_senders_lists_capacity_left(serve: Serve, tmp_path: Path) -> None:
+    server = serve(
+        senders=(
+            SandboxSender("a", capacity=5),
+            SandboxSender("gone", capacity=5, status="disconnected"),
+        )
+    )
+    config = config_for(tmp_path, server, senders=[("a", 5)])
+    before = invoke(["senders", "--config", str(config)])
+    assert before.exit_code == 0, before.output
+    lines = {line.split()[0]: line for line in before.stdout.strip().splitlines()}
+    assert set(lines) == {"a", "gone"}
+    assert "remaining 5 of 5" in lines["a"]
+    assert "disconnected" in lines["gone"]
+
+    input_path = prospects(tmp_path / "p.csv", 2)
+    assert invoke(["run", str(input_path), "--config", str(config), "--yes"]).exit_code == 0
+    after = invoke(["senders", "--config", str(config), "--json"])
+    assert after.exit_code == 0, after.output
+    rows = {r["id"]: r for r in json.loads(after.stdout)}
+    assert (rows["a"]["remaining"], rows["a"]["limit"]) == (3, 5)
+    assert KEY not in after.output
+
+
+def test_senders_with_a_wrong_key_is_a_one_line_error(serve: Serve, tmp_path: Path) -> None:
+    server = serve(api_key="another-key")
+    result = invoke(["senders", "--config", str(config_for(tmp_path, server))])
+    assert result.exit_code == 2, result.output
+    assert "401" in result.stderr
+    assert KEY not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
