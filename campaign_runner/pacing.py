@@ -102,6 +102,11 @@ class Backoff:
     def _now(self) -> float:
         return self._clock() if self._clock else asyncio.get_running_loop().time()
 
+    @property
+    def paused(self) -> bool:
+        """Whether a pause is in force now."""
+        return self._until > self._now()
+
     def push(self, seconds: float) -> None:
         """Pause everyone for at least ``seconds`` from now."""
         self._until = max(self._until, self._now() + seconds)

@@ -193,6 +193,7 @@ class Campaign:
         self._rng = rng
         self._policy = RetryPolicy.from_settings(settings.retry, rng)
         self._stop = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
         self._auth_error: AuthError | None = None
         self._premium = {s.sender_id: s.premium for s in plan.senders}
 
@@ -333,6 +334,10 @@ class Campaign:
     def request_stop(self) -> None:
         """Stop starting requests; those in flight finish and are recorded."""
         self._stop.set()
+        # Sender loops wait on pacing for up to an interval (an hour, for 24 a day):
+        # cancel them rather than make every wait race the stop event.
+        for loop in self._loops:
+            loop.cancel()
 
     def close(self) -> None:
         """Release the results file (only needed when :meth:`execute` is not called)."""
@@ -374,18 +379,26 @@ class Campaign:
             if s.usable
         ]
         usable = {p.sender_id for p in pacers}
+        concurrency = self.settings.pacing.concurrency
         run = _Run(
             campaign=self,
             progress=progress,
             summary=summary,
             shared=deque(w for w in self._work if not w.pinned),
             pinned={sid: deque(w for w in self._work if w.pinned == sid) for sid in usable},
-            semaphore=asyncio.Semaphore(self.settings.pacing.concurrency),
+            http=asyncio.Semaphore(concurrency),
+            # Rows whose `pending` line is being made durable wait outside the HTTP cap,
+            # so that no request slot idles on an fsync: up to 2x concurrency rows are
+            # between their pending line and their outcome (a crash leaves them unknown).
+            slots=asyncio.Semaphore(2 * concurrency),
             backoff=Backoff(),
             budget=self.options.limit if self.options.limit is not None else math.inf,
         )
         progress.start(self.plan.now, sorted(usable))
-        await asyncio.gather(*(run.sender_loop(p) for p in pacers))
+        self._loops = [asyncio.create_task(run.sender_loop(p)) for p in pacers]
+        if self._stop.is_set():
+            self.request_stop()
+        await _gather_cancelled_ok(self._loops)
         while run.tasks:
             await asyncio.gather(*run.tasks)
         summary.interrupted = self._stop.is_set() and self._auth_error is None and not run.done
@@ -423,7 +436,8 @@ class Campaign:
                 extra={"note_delivered": note_delivered},
             )
         )
-        result, attempt = await self._attempt(work, sender_id, run)
+        async with run.http:
+            result, attempt = await self._attempt(work, sender_id, run)
         if result is None:
             pacer.refund()
             status, error = DEFERRED, "stopped before sending"
@@ -458,9 +472,12 @@ class Campaign:
         while True:
             # The API's own rate limit concerns the key, so it pauses every sender,
             # first attempts included.
-            completed, _ = await _unless_stopped(run.backoff.wait(), self._stop)
-            if not completed:
+            if self._stop.is_set():
                 return result, attempt
+            if run.backoff.paused:
+                completed, _ = await _unless_stopped(run.backoff.wait(), self._stop)
+                if not completed:
+                    return result, attempt
             attempt += 1
             result = await self._client.connect(sender_id, work.url, work.note or None)
             if result.kind is ResultKind.RATE_LIMITED:
@@ -491,7 +508,7 @@ class Campaign:
         pacer.refund()
         if kind is ResultKind.AUTH:
             self._auth_error = self._auth_error or AuthError(result.message, result.http_status)
-            self._stop.set()
+            self.request_stop()
             return DEFERRED, result.message
         if kind is ResultKind.DAILY_LIMIT:
             pacer.exhaust()
@@ -519,7 +536,8 @@ class _Run:
     summary: Summary
     shared: deque[_Work]
     pinned: dict[str, deque[_Work]]
-    semaphore: asyncio.Semaphore
+    http: asyncio.Semaphore  # requests in flight: pacing.concurrency
+    slots: asyncio.Semaphore  # rows started and not yet finished
     backoff: Backoff
     budget: float
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -551,23 +569,27 @@ class _Run:
         )
 
     async def sender_loop(self, pacer: SenderPacer) -> None:
-        """Take turns for one sender until its capacity, the work or the budget runs out."""
-        stop = self.campaign._stop
+        """Take turns for one sender until its capacity, the work or the budget runs out.
+
+        :meth:`Campaign.request_stop` cancels it wherever it waits.
+        """
         while self._may_start(pacer):
             if not self._has_work(pacer.sender_id):
                 # Rows in flight may come back (another sender's daily limit): wait for them.
                 if not self.tasks:
                     return
-                in_flight = asyncio.wait(set(self.tasks), return_when=asyncio.FIRST_COMPLETED)
-                await _unless_stopped(in_flight, stop)
+                await asyncio.wait(set(self.tasks), return_when=asyncio.FIRST_COMPLETED)
                 continue
-            _, turn = await _unless_stopped(pacer.take_turn(), stop)
-            if not turn:
+            if not await pacer.take_turn():
                 return
-            await self.semaphore.acquire()
+            try:
+                await self.slots.acquire()
+            except asyncio.CancelledError:
+                pacer.refund()
+                raise
             work = self._take(pacer.sender_id)
             if work is None or not self._may_use_turn(pacer):
-                self.semaphore.release()
+                self.slots.release()
                 pacer.refund()
                 if work is None:
                     continue
@@ -590,13 +612,20 @@ class _Run:
         try:
             status = await self.campaign._send(work, pacer, self)
         finally:
-            self.semaphore.release()
+            self.slots.release()
         if status == DEFERRED:
             self._give_back(work, pacer.sender_id)
             self.started -= 1
         else:
             self.summary.this_run[status] += 1
             self.progress.advance(pacer.sender_id, status)
+
+
+async def _gather_cancelled_ok(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for ``tasks``; a task cancelled by a stop is fine, any other error is raised."""
+    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+            raise outcome
 
 
 async def _unless_stopped(

@@ -389,15 +389,17 @@ async def test_a_sender_is_paced_evenly_and_never_bursts(
 ) -> None:
     server = await sandbox(senders=roomy("a"))
     input_path = prospects(tmp_path / "p.csv", 4)
-    # Capacity 10 over a 1 s window: one invitation every 0.1 s, however many are waiting.
+    # Capacity 10 over a 2 s window: one invitation every 0.2 s, however many are waiting.
     _, summary = await run_campaign(
-        settings_for(server, [("a", 10)], window=1.0), input_path, tmp_path / "r.csv"
+        settings_for(server, [("a", 10)], window=2.0), input_path, tmp_path / "r.csv"
     )
     assert summary.this_run == {"sent": 4}
     times = [i.created_at for i in server.state.invitations]
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.06, gaps
-    assert times[-1] - times[0] >= 0.27
+    # Turns are exact; a request leaves after its pending line's fsync, whose latency on a
+    # loaded machine can shift one departure by tens of milliseconds, never by 0.1 s.
+    assert min(gaps) >= 0.1, gaps
+    assert times[-1] - times[0] >= 0.55
 
 
 async def test_the_global_concurrency_cap_holds(sandbox: SandboxFactory, tmp_path: Path) -> None:
