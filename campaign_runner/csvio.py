@@ -10,8 +10,11 @@ execute, and ``row``/``attempts`` columns must stay numeric.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    # Only for annotations: `validate` uses escape_cell and must not pay for importing pandas.
+    import pandas as pd
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
