@@ -16,8 +16,10 @@ Format (a contract with users, their spreadsheets and other tools):
   apostrophe on read. ``linkedin_url`` is a normalised ``https`` URL and is never escaped.
 
 Durability: each :meth:`Journal.append` is one ``write`` followed by ``fdatasync`` before it
-returns; :meth:`Journal.append_many` and :meth:`Journal.append_async` share one write and one
-sync between several records (group commit). A crash can therefore only tear the *last*
+returns; :meth:`Journal.append_many` shares one write and one sync between several records,
+and so do records queued together by :meth:`Journal.append_async` (which waits for its
+record) and :meth:`Journal.append_nowait` (which does not): one writer thread takes whatever
+is queued, writes it and syncs it (group commit). A crash can therefore only tear the *last*
 record. On read a torn last record is ignored (``JournalState.torn_last_line``); on open it
 is cut off so the next record starts on a clean line. A last line without its newline that is
 nevertheless a complete record (a file saved by hand) is kept, and terminated on open.
@@ -39,12 +41,14 @@ import csv
 import fcntl
 import io
 import os
+import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 
@@ -270,6 +274,18 @@ def _quote(cell: str) -> str:
     return cell
 
 
+# A cell matching this may need an apostrophe (csvio.escape_cell) or quotes (_quote).
+_NEEDS_CARE = re.compile(r'^[=+\-@\t\r]|[,"\n\r]')
+_NEEDS_QUOTES = re.compile(r'[,"\n\r]')
+
+
+def _cell(value: str) -> str:
+    """``_quote(escape_cell(value))``, with one regex search for the common clean value."""
+    if _NEEDS_CARE.search(value) is None:
+        return value
+    return _quote(escape_cell(value))
+
+
 def _encode_rows(rows: Sequence[Sequence[str]]) -> bytes:
     return "".join(",".join(map(_quote, row)) + "\n" for row in rows).encode("utf-8")
 
@@ -315,6 +331,10 @@ def _lock(fd: int, path: Path) -> None:
         ) from None
 
 
+# A queued record's bytes, and the future of its awaiting caller (None: not awaited).
+_Queued = tuple[bytes, "asyncio.Future[None] | None"]
+
+
 class Journal:
     """An open, locked results journal that appends durable records.
 
@@ -335,8 +355,16 @@ class Journal:
         self._write_lock = threading.Lock()
         self._broken: OSError | None = None
         self._closed = False
-        self._queue: list[tuple[bytes, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._lost: Exception | None = None  # a failed append_nowait nobody was told of yet
+        # Group commit: records queued for the writer thread, and how many await settling.
+        self._inbox: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._unsettled = 0
+        # The fast encoder writes the standard columns first, then the extras in order.
+        base_first = columns[: len(JOURNAL_COLUMNS)] == JOURNAL_COLUMNS
+        self._extra_order = columns[len(JOURNAL_COLUMNS) :] if base_first else None
+        self._stamp_cache: tuple[int, str] = (-1 << 62, "")
 
     @classmethod
     def open(
@@ -374,9 +402,8 @@ class Journal:
     # -- encoding
 
     def _cells(self, record: JournalRecord) -> list[str]:
-        unknown = set(record.extra) - self._extra
-        if unknown:
-            raise ValueError(f"{self.path}: no extra column(s) {sorted(unknown)} in the header")
+        # The careful encoder: every cell escaped. The fast one (_line) must equal it.
+        self._check_extra(record)
         values = {
             "row": str(record.row),
             "linkedin_url": record.linkedin_url,
@@ -390,20 +417,53 @@ class Journal:
         }
         return [escape_cell(values.get(name, "")) for name in self.columns]
 
+    def _check_extra(self, record: JournalRecord) -> None:
+        if record.extra and not self._extra.issuperset(record.extra):
+            unknown = sorted(set(record.extra) - self._extra)
+            raise ValueError(f"{self.path}: no extra column(s) {unknown} in the header")
+
+    def _line(self, record: JournalRecord) -> str:
+        """One encoded line, skipping the checks that cannot change a cell.
+
+        ``row``/``attempts`` are integers and ``status`` a known word, so none can start a
+        formula or need quotes; our own timestamps and plain ``https://`` URLs neither.
+        """
+        self._check_extra(record)
+        stamp = record.timestamp
+        stamp = _cell(stamp) if stamp else self._stamp(self._clock())
+        url = record.linkedin_url
+        if not url.startswith("https://") or _NEEDS_QUOTES.search(url):
+            url = _cell(url)
+        line = (
+            f"{record.row},{url},{_cell(record.sender_id)},{record.status},"
+            f"{_cell(record.request_id)},{_cell(record.error)},{record.attempts},{stamp}"
+        )
+        extra = record.extra
+        for name in self._extra_order or ():
+            line += "," + _cell(extra.get(name, ""))
+        return line + "\n"
+
+    def _stamp(self, epoch: float) -> str:
+        # Same result as format_timestamp; only the milliseconds change within a second.
+        millis = int(epoch * 1000)
+        second, ms = divmod(millis, 1000)
+        cached = self._stamp_cache
+        if cached[0] != second:
+            moment = datetime.fromtimestamp(second, UTC)
+            cached = self._stamp_cache = (second, f"{moment:%Y-%m-%dT%H:%M:%S}.")
+        return f"{cached[1]}{ms:03d}Z"
+
     def encode(self, records: Sequence[JournalRecord]) -> bytes:
         """The exact bytes :meth:`append_many` would write for ``records``."""
-        return _encode_rows([self._cells(r) for r in records])
+        if self._extra_order is None:  # a hand-made header order: the careful path
+            return _encode_rows([self._cells(r) for r in records])
+        return "".join([self._line(r) for r in records]).encode("utf-8")
 
     # -- writing
 
     def _write(self, data: bytes) -> None:
         with self._write_lock:
-            if self._closed:
-                raise JournalError(f"{self.path}: the results file is closed")
-            if self._broken is not None:
-                # After a failed write or fsync the file's state is unknown (fsyncgate):
-                # refuse to continue rather than pretend later records are durable.
-                raise JournalError(f"{self.path}: an earlier write failed: {self._broken.strerror}")
+            self._check_usable()
             try:
                 _write_all(self._fd, data)
                 if self._fsync:
@@ -413,6 +473,14 @@ class Journal:
                 raise JournalError(
                     f"{self.path}: cannot write the results file: {exc.strerror}"
                 ) from exc
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise JournalError(f"{self.path}: the results file is closed")
+        if self._broken is not None:
+            # After a failed write or fsync the file's state is unknown (fsyncgate):
+            # refuse to continue rather than pretend later records are durable.
+            raise JournalError(f"{self.path}: an earlier write failed: {self._broken.strerror}")
 
     def append(self, record: JournalRecord) -> None:
         """Write one record and make it durable (write, then fdatasync) before returning."""
@@ -426,55 +494,132 @@ class Journal:
     async def append_async(self, record: JournalRecord) -> None:
         """Append from a coroutine; returns once the record is durable.
 
-        Records from callers waiting at the same moment share one write and one sync, done in
-        a worker thread so the event loop keeps running. Records reach the file in the order
-        of the calls. A write error is raised to every caller whose record was in the failed
-        batch. If the caller is cancelled, its record is still written.
+        Records queued at the same moment (by this and :meth:`append_nowait`) share one write
+        and one sync, done by the journal's writer thread so the event loop keeps running.
+        Records reach the file in the order of the calls. A write error is raised to every
+        caller whose record was in the failed batch. If the caller is cancelled, its record
+        is still written.
         """
-        data = self.encode([record])  # timestamp taken now, in call order
+        self._raise_lost()
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._queue.append((data, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._drain())
+        self._enqueue(loop, self.encode([record]), done)  # timestamp taken now, in call order
         await done
 
-    async def _drain(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
+    def append_nowait(self, record: JournalRecord) -> None:
+        """Queue a record for the next group commit without waiting for it (no task needed).
+
+        Call it from the event loop. It is written in call order with :meth:`append_async`
+        records. A write error is not lost: the journal then refuses further appends, and the
+        error is raised once, by the next :meth:`append_nowait`, :meth:`append_async`,
+        :meth:`aflush` or :meth:`aclose` (unless a caller awaiting a record of the same batch
+        got it already). :meth:`aflush` and :meth:`aclose` wait for it.
+        """
+        self._raise_lost()
+        self._check_usable()
+        self._enqueue(asyncio.get_running_loop(), self.encode([record]), None)
+
+    def _raise_lost(self) -> None:
+        lost, self._lost = self._lost, None
+        if lost is not None:
+            raise lost
+
+    def _enqueue(
+        self, loop: asyncio.AbstractEventLoop, data: bytes, done: asyncio.Future[None] | None
+    ) -> None:
+        if self._unsettled and loop is not self._loop:
+            raise RuntimeError("records are still queued from another event loop")
+        self._loop = loop
+        self._unsettled += 1
+        if self._writer is None:
+            self._writer = threading.Thread(
+                target=self._writer_main, name=f"journal {self.path.name}", daemon=True
+            )
+            self._writer.start()
+        self._inbox.put((data, done))
+
+    def _writer_main(self) -> None:
+        # One long-lived thread: it starts the next batch as soon as a sync ends, without
+        # waiting for the event loop to schedule a task (and skips to_thread's hop).
+        inbox = self._inbox
+        while True:
+            first = inbox.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while True:
+                try:
+                    item = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            data = b"".join(data for data, _ in batch)
+            error: Exception | None = None
+            if data:
+                try:
+                    self._write(data)
+                except Exception as exc:  # handed to the waiting callers
+                    error = exc
             try:
-                await asyncio.to_thread(self._write, b"".join(data for data, _ in batch))
-            except asyncio.CancelledError:
-                for _, fut in batch:
-                    fut.cancel()
-                raise
-            except Exception as exc:
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
+                assert self._loop is not None
+                self._loop.call_soon_threadsafe(self._settle, batch, error)
+            except RuntimeError:
+                return  # the loop is gone: nobody is left to tell
+            if stop:
+                return
+
+    def _settle(self, batch: list[_Queued], error: Exception | None) -> None:
+        self._unsettled -= len(batch)
+        told = False
+        for _, done in batch:
+            if done is None or done.done():
+                continue  # not awaited, or a cancelled caller: written all the same
+            if error is not None:
+                done.set_exception(error)
+                told = True
             else:
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_result(None)
+                done.set_result(None)
+        if told:
+            self._lost = None  # a caller now knows the journal failed
+        elif error is not None and any(done is None for _, done in batch):
+            self._lost = self._lost or error
 
     # -- closing
 
     async def aflush(self) -> None:
-        """Wait until every record queued by :meth:`append_async` is durable."""
-        while self._flusher is not None and not self._flusher.done():
-            await asyncio.shield(self._flusher)
+        """Wait until every queued record (awaited or not) is durable.
+
+        Raises the write error of a record queued by :meth:`append_nowait`, if any.
+        """
+        if self._unsettled:
+            loop = asyncio.get_running_loop()
+            marker: asyncio.Future[None] = loop.create_future()
+            self._enqueue(loop, b"", marker)  # written after everything queued before it
+            await asyncio.shield(marker)
+        self._raise_lost()
 
     async def aclose(self) -> None:
-        """Flush the async queue, then close (releases the lock)."""
-        await self.aflush()
-        self.close()
+        """Flush the queue, then close (releases the lock), also when the flush raises."""
+        try:
+            await self.aflush()
+        finally:
+            if not self._unsettled:
+                self.close()
 
     def close(self) -> None:
         """Close the file and release the lock. Raises if async records are still queued."""
         if self._closed:
             return
-        if self._queue or (self._flusher is not None and not self._flusher.done()):
+        if self._unsettled:
             raise RuntimeError("records are still queued; use `await journal.aclose()`")
+        if self._writer is not None:
+            self._inbox.put(None)
+            self._writer.join()
+            self._writer = None
         with self._write_lock:
             self._closed = True
             os.close(self._fd)
@@ -616,6 +761,10 @@ def _require_columns(path: Path, columns: tuple[str, ...]) -> None:
 class JournalState:
     """What a results file says: the latest line per prospect, plus capacity accounting.
 
+    Every line is kept in Arrow; the pandas views are built on first use only, so a resume
+    that asks :meth:`lookup`, :meth:`used_capacity`, :meth:`next_renewal`, :meth:`pending`
+    and :attr:`problems` never converts the whole file to pandas.
+
     ``latest`` has one line per ``linkedin_url`` (see the module docstring for the rule),
     in file order of the winning line, with columns ``JOURNAL_COLUMNS`` plus any extra
     columns, ``row``/``attempts`` as integers and every other column as strings.
@@ -624,17 +773,25 @@ class JournalState:
     """
 
     path: Path
-    latest: pd.DataFrame
     lines: int
     torn_last_line: bool
-    problems: pd.DataFrame
-    _senders: pa.Array = field(repr=False)
-    _statuses: pa.Array = field(repr=False)
-    _timestamps: pa.Array = field(repr=False)
+    _table: pa.Table = field(repr=False)
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return tuple(self.latest.columns)
+        return tuple(self._table.column_names)
+
+    @cached_property
+    def latest(self) -> pd.DataFrame:
+        """One line per prospect as a DataFrame (built on first use, then kept)."""
+        return _latest(self._table)
+
+    @cached_property
+    def problems(self) -> pd.DataFrame:
+        """Every row verdict, one per (row, status, linkedin_url), the last one winning."""
+        verdicts: pd.DataFrame = self._table.filter(_is_verdict(self._table["status"])).to_pandas()
+        verdicts = verdicts.drop_duplicates(["row", "status", "linkedin_url"], keep="last")
+        return verdicts.reset_index(drop=True)
 
     def status_by_url(self) -> pd.Series:
         """Latest *send outcome* per ``linkedin_url``: a Series of statuses indexed by URL.
@@ -642,16 +799,60 @@ class JournalState:
         ``invalid``/``duplicate`` lines are left out: they judge a spreadsheet row, which the
         runner re-validates on every run, and must not stop the prospect's own row from being
         sent (a duplicate recorded before the original row was sent, a row fixed by hand).
-        Lines with an empty URL are left out too.
+        Lines with an empty URL are left out too. Builds :attr:`latest`; prefer
+        :meth:`lookup` for large files.
         """
         latest = self.latest
         keep = (latest["linkedin_url"] != "") & ~latest["status"].isin(sorted(ROW_VERDICTS))
         known = latest[keep]
         return pd.Series(known["status"].to_numpy(), index=known["linkedin_url"], name="status")
 
+    def lookup(self, urls: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+        """Latest send outcome of each URL: ``(statuses, attempts)``, aligned with ``urls``.
+
+        Same rule as :meth:`status_by_url` (row verdicts and empty URLs are not prospect
+        statuses); a URL without a send outcome (or null) gets ``""`` and ``0``. Computed in
+        Arrow with one hash lookup, so a million URLs against a million lines stay cheap.
+        """
+        if not pa.types.is_string(urls.type):
+            urls = pc.cast(urls, pa.string())
+        lines = self._outcome_lines_newest_first
+        # Newest first, so the first match (the one index_in reports) is the latest line.
+        found = pc.index_in(urls, value_set=_flat(self._table["linkedin_url"].take(lines)))
+        line = pc.take(lines, found)
+        statuses = pc.fill_null(pc.take(self._table["status"], line), "")
+        attempts = pc.fill_null(pc.take(self._table["attempts"], line), 0)
+        return _flat(statuses), _flat(attempts)
+
+    @cached_property
+    def _outcome_lines_newest_first(self) -> pa.Array:
+        # Lines that can be a prospect's status: a send outcome with a URL.
+        keep = pc.and_(
+            pc.invert(_is_verdict(self._table["status"])),
+            pc.not_equal(self._table["linkedin_url"], ""),
+        )
+        indices = np.flatnonzero(_to_numpy(keep))[::-1]
+        return pa.array(indices, pa.int64())
+
     def pending(self) -> pd.DataFrame:
         """Prospects whose latest line is ``pending``: a run stopped while they were in flight."""
-        return self.latest[self.latest["status"] == PENDING].reset_index(drop=True)
+        table = self._table
+        status = table["status"]
+        candidates = np.flatnonzero(_to_numpy(pc.equal(status, PENDING)))
+        if len(candidates) == 0:
+            none: pd.DataFrame = table.slice(0, 0).to_pandas()
+            return none
+        # Only lines of the same prospects can outrank a pending line: look at those alone.
+        keys = _keys(table)
+        wanted = pc.unique(keys.take(pa.array(candidates)))
+        related = pc.and_(pc.is_in(keys, value_set=wanted), pc.invert(_is_verdict(status)))
+        lines = np.flatnonzero(_to_numpy(related))
+        # Send outcomes outrank verdicts, so the last related line per key is the latest.
+        last = pd.Series(lines).groupby(_to_numpy(keys.take(pa.array(lines))), sort=False).max()
+        winners = np.sort(last.to_numpy())
+        winners = winners[_to_numpy(pc.equal(status.take(pa.array(winners)), PENDING))]
+        pending: pd.DataFrame = table.take(pa.array(winners, pa.int64())).to_pandas()
+        return pending
 
     def used_capacity(self, since_epoch: float, *, count_undated: bool = True) -> dict[str, int]:
         """Per ``sender_id``, how many lines since ``since_epoch`` used capacity.
@@ -661,14 +862,18 @@ class JournalState:
         a missing or unreadable timestamp counts when ``count_undated`` (the default: never
         push a sender past its limit because a date was lost).
         """
-        keep = pc.is_in(self._statuses, value_set=pa.array(sorted(CAPACITY_STATUSES)))
-        senders = pc.filter(self._senders, keep)
-        stamps = pc.filter(self._timestamps, keep)
+        keep = self._capacity_lines
+        senders = pc.filter(self._table["sender_id"], keep)
+        stamps = pc.filter(self._table["timestamp"], keep)
         if len(stamps) == 0:
             return {}
         recent = _at_or_after(stamps, since_epoch, count_undated)
         counts = pc.value_counts(pc.filter(senders, recent))
         return {str(item["values"]): int(item["counts"]) for item in counts.to_pylist()}
+
+    @cached_property
+    def _capacity_lines(self) -> pa.Array:
+        return pc.is_in(self._table["status"], value_set=pa.array(sorted(CAPACITY_STATUSES)))
 
     def next_renewal(self, since_epoch: float, window_seconds: float) -> float | None:
         """When capacity next frees up: the oldest capacity-using line at or after
@@ -676,8 +881,7 @@ class JournalState:
 
         Lines without a readable timestamp never leave the window and are ignored here.
         """
-        keep = pc.is_in(self._statuses, value_set=pa.array(sorted(CAPACITY_STATUSES)))
-        stamps = pc.filter(self._timestamps, keep)
+        stamps = pc.filter(self._table["timestamp"], self._capacity_lines)
         if len(stamps) == 0:
             return None
         recent = pc.filter(stamps, _at_or_after(stamps, since_epoch, count_undated=False))
@@ -844,33 +1048,37 @@ def _record_line(path: Path, layout: _Layout, index: int) -> int:
 
 
 def _state(path: Path, table: pa.Table, torn: bool) -> JournalState:
-    latest = _latest(table)
-    verdict = pc.is_in(table["status"], value_set=pa.array(sorted(ROW_VERDICTS)))
-    problems = table.filter(verdict).to_pandas()
-    problems = problems.drop_duplicates(["row", "status", "linkedin_url"], keep="last")
-    return JournalState(
-        path=path,
-        latest=latest,
-        problems=problems.reset_index(drop=True),
-        lines=table.num_rows,
-        torn_last_line=torn,
-        _senders=table["sender_id"],
-        _statuses=table["status"],
-        _timestamps=table["timestamp"],
-    )
+    return JournalState(path=path, lines=table.num_rows, torn_last_line=torn, _table=table)
+
+
+def _is_verdict(status: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    return pc.is_in(status, value_set=pa.array(sorted(ROW_VERDICTS)))
+
+
+def _to_numpy(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False))
+
+
+def _flat(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _keys(table: pa.Table) -> pa.ChunkedArray | pa.Array:
+    """The prospect key of each line: its URL, or its row when the URL is empty."""
+    url = table["linkedin_url"]
+    no_url = pc.equal(url, "")
+    if not pc.any(no_url).as_py():
+        return url
+    by_row = pc.binary_join_element_wise("\x00row", pc.cast(table["row"], pa.string()), "")
+    return pc.if_else(no_url, by_row, url)
 
 
 def _latest(table: pa.Table) -> pd.DataFrame:
     """One line per prospect: the last send outcome, else the last row verdict."""
     n = table.num_rows
-    url = table["linkedin_url"]
-    # Lines without a URL cannot be a prospect: key them by their spreadsheet row instead.
-    no_url = pc.equal(url, "")
-    if pc.any(no_url).as_py():
-        by_row = pc.binary_join_element_wise("\x00row", pc.cast(table["row"], pa.string()), "")
-        url = pc.if_else(no_url, by_row, url)
-    codes, uniques = pd.factorize(url.to_pandas(), sort=False)
-    verdict = pc.is_in(table["status"], value_set=pa.array(sorted(ROW_VERDICTS)))
+    # Lines without a URL cannot be a prospect: they are keyed by their spreadsheet row.
+    codes, uniques = pd.factorize(_keys(table).to_pandas(), sort=False)
+    verdict = _is_verdict(table["status"])
     # A send outcome outranks a row verdict; among equals the later line wins.
     score = np.arange(n, dtype=np.int64) + np.where(verdict.to_numpy(zero_copy_only=False), 0, n)
     best = np.full(len(uniques), -1, dtype=np.int64)

@@ -9,11 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from campaign_runner import journal as journal_module
@@ -22,6 +25,7 @@ from campaign_runner.errors import JournalError, JournalLockedError
 from campaign_runner.journal import (
     FINAL_STATUSES,
     JOURNAL_COLUMNS,
+    ROW_VERDICTS,
     STATUSES,
     Journal,
     JournalRecord,
@@ -163,6 +167,52 @@ def test_file_format_is_utf8_lf_and_minimal_quoting(tmp_path: Path) -> None:
     ).encode("utf-8")
 
 
+def careful_encoding(journal: Journal, records: list[JournalRecord]) -> bytes:
+    return journal_module._encode_rows([journal._cells(r) for r in records])
+
+
+@pytest.mark.parametrize("extra", [(), ("note_delivered",), ("note_delivered", "=odd")])
+def test_fast_encoder_writes_what_the_careful_one_writes(extra: tuple[str, ...]) -> None:
+    texts = [t for t in json.loads(BLNS.read_text(encoding="utf-8")) if isinstance(t, str)]
+    texts += AWKWARD
+    urls = ["https://x.test/a,b", 'https://x.test/"q"', "https://x.test/\n", "http://x.test"]
+    urls += ["=cmd", "-1", "", "https://www.linkedin.com/in/ok"]
+    stamps = ["", "", "2027-01-15 08:00:10", "-1", "a,b", "=now()", "\t"]
+    # Clock readings around second boundaries (and before 1970) exercise the stamp cache.
+    readings = [T0, T0 + 0.9995, T0 + 1.0004, T0 + 1.5, -0.5, 0.0, T0 + 0.001, T0]
+    records = [
+        JournalRecord(
+            row=(i % 7) - 3,
+            linkedin_url=urls[i % len(urls)],
+            sender_id=text,
+            status=STATUSES[i % len(STATUSES)],
+            request_id=texts[-1 - i % len(texts)],
+            error=text,
+            attempts=i % 5 - 1,
+            timestamp=stamps[i % len(stamps)],
+            extra={name: texts[(i + k) % len(texts)] for k, name in enumerate(extra) if i % 3},
+        )
+        for i, text in enumerate(texts)
+    ]
+    columns = (*JOURNAL_COLUMNS, *extra)
+
+    def encoder() -> Journal:
+        ticks = iter(readings * len(records))
+        return Journal(Path("x"), -1, columns, False, lambda: next(ticks))
+
+    one_by_one = encoder()
+    fast = b"".join(one_by_one.encode([r]) for r in records)
+    assert fast == careful_encoding(encoder(), records)
+    assert encoder().encode(records) == fast  # one batch or one by one: same bytes
+
+
+@given(st.lists(st.floats(min_value=-1e9, max_value=4e9, allow_nan=False), max_size=20))
+def test_cached_timestamp_equals_format_timestamp(readings: list[float]) -> None:
+    journal = _encoder()  # one journal, so its per-second cache carries over between readings
+    for epoch in [*readings, *(r + 0.0005 for r in readings)]:
+        assert journal._stamp(epoch) == format_timestamp(epoch)
+
+
 # --------------------------------------------------------------------------- escaping
 
 
@@ -186,8 +236,6 @@ def test_plain_numbers_are_not_escaped(tmp_path: Path) -> None:
 
 @given(st.text(max_size=30))
 def test_load_undoes_exactly_what_escape_cell_did(value: str) -> None:
-    import pyarrow as pa
-
     if value.startswith("'") and escape_cell(value[1:]) == value:
         return  # the one documented ambiguity: an apostrophe the writer could have added
     escaped = pa.array([escape_cell(value)])
@@ -234,6 +282,109 @@ def test_pending_lists_rows_left_in_flight(tmp_path: Path) -> None:
     pending = load_journal(path).pending()
     assert pending["linkedin_url"].tolist() == [url(1), url(3)]
     assert pending["row"].tolist() == [2, 4]
+
+
+# --------------------------------------------------------------------------- resume lookups
+
+
+def test_lookup_gives_each_urls_latest_send_outcome_and_attempts(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    with open_journal(path) as journal:
+        journal.append_many(
+            [
+                rec(1, "pending", attempts=0),
+                rec(1, "unknown", attempts=1),
+                rec(2, "failed", attempts=2),
+                rec(1, "sent", attempts=2),
+                # Verdicts judge a row: they neither hide person-1's outcome nor give
+                # person-3 (only ever judged) a status.
+                JournalRecord(9, url(1), "", "duplicate", error="same as row 2", attempts=7),
+                JournalRecord(10, url(3), "", "duplicate", error="same as row 4"),
+                JournalRecord(11, "", "", "invalid", error="no URL"),
+                rec(4, "deferred", attempts=1),
+            ]
+        )
+    asked = [url(3), url(1), url(5), url(2), None, url(4), url(1), ""]
+    state = load_journal(path)
+    statuses, attempts = state.lookup(pa.chunked_array([asked[:3], asked[3:]], pa.string()))
+    assert isinstance(statuses, pa.Array) and isinstance(attempts, pa.Array)
+    assert statuses.to_pylist() == ["", "sent", "", "failed", "", "deferred", "sent", ""]
+    assert attempts.to_pylist() == [0, 2, 0, 2, 0, 1, 2, 0]
+    assert dict(state.status_by_url()) == {url(1): "sent", url(2): "failed", url(4): "deferred"}
+
+
+def test_lookup_on_a_missing_journal_knows_nothing(tmp_path: Path) -> None:
+    statuses, attempts = load_journal(tmp_path / "missing.csv").lookup(pa.array([url(1)]))
+    assert (statuses.to_pylist(), attempts.to_pylist()) == ([""], [0])
+
+
+LINE = st.tuples(st.integers(0, 4), st.sampled_from(STATUSES), st.integers(0, 3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(LINE, max_size=25))
+def test_arrow_resume_answers_agree_with_the_pandas_latest(
+    lines: list[tuple[int, str, int]],
+) -> None:
+    # `latest` is the reference; lookup, pending and problems must not need it.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "results.csv"
+        with open_journal(path) as journal:
+            journal.append_many(
+                [
+                    JournalRecord(n + 2, url(n) if n else "", "s", status, attempts=tries)
+                    for n, status, tries in lines
+                ]
+            )
+        state = load_journal(path)
+        asked = [url(n) for n in range(6)]
+        statuses, attempts = state.lookup(pa.array(asked))
+        pending = state.pending()
+        problems = state.problems
+        assert "latest" not in vars(state)
+        latest = state.latest
+        outcomes = latest[(latest["linkedin_url"] != "") & ~latest["status"].isin(ROW_VERDICTS)]
+        expected = dict(zip(outcomes["linkedin_url"], outcomes["status"], strict=True))
+        tries_of = dict(zip(outcomes["linkedin_url"], outcomes["attempts"], strict=True))
+        assert statuses.to_pylist() == [expected.get(u, "") for u in asked]
+        assert attempts.to_pylist() == [tries_of.get(u, 0) for u in asked]
+        assert dict(state.status_by_url()) == expected
+        reference = latest[latest["status"] == "pending"].reset_index(drop=True)
+        pd.testing.assert_frame_equal(pending, reference)
+        assert len(problems) == len(
+            {(n, s, url(n) if n else "") for n, s, _ in lines if s in ROW_VERDICTS}
+        )
+
+
+def test_resume_questions_never_build_the_pandas_latest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "results.csv"
+    now = fixed_clock()
+    with open_journal(path, now=now) as journal:
+        journal.append_many([rec(1, "pending"), rec(2, "sent"), rec(3, "pending")])
+        journal.append(JournalRecord(9, "", "", "invalid", error="no URL"))
+        journal.append(rec(3, "unknown"))
+    state = load_journal(path)
+    built: list[int] = []
+    real = journal_module._latest
+
+    def counting(table: pa.Table) -> pd.DataFrame:
+        built.append(table.num_rows)
+        return real(table)
+
+    monkeypatch.setattr(journal_module, "_latest", counting)
+    assert state.lookup(pa.array([url(1), url(3)]))[0].to_pylist() == ["pending", "unknown"]
+    assert state.used_capacity(T0) == {"s1": 2}
+    assert state.next_renewal(T0, 60) == T0 + 60
+    assert state.pending()["linkedin_url"].tolist() == [url(1)]
+    assert state.problems["row"].tolist() == [9]
+    assert state.columns == JOURNAL_COLUMNS
+    assert built == []
+    assert "latest" not in vars(state)
+    assert len(state.latest) == 4
+    assert len(state.latest) == 4  # built once, then kept
+    assert built == [5]
 
 
 def test_missing_or_empty_file_is_an_empty_state(tmp_path: Path) -> None:
@@ -560,6 +711,73 @@ async def test_write_errors_reach_every_waiting_caller(
     with pytest.raises(JournalError, match="an earlier write failed"):
         journal.append(rec(9))  # the file's state is unknown: refuse to go on
     await journal.aclose()
+
+
+async def test_append_nowait_keeps_call_order_with_awaited_appends(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    journal = open_journal(path)
+    tasks_before = len(asyncio.all_tasks())
+
+    async def writer(w: int) -> None:
+        for i in range(20):
+            n = w * 1000 + i
+            await journal.append_async(rec(n, "pending"))
+            journal.append_nowait(rec(n, "sent"))  # no task, no await
+
+    calls = [writer(w) for w in range(4)]
+    journal.append_nowait(rec(9999, "failed"))
+    assert len(asyncio.all_tasks()) == tasks_before
+    await asyncio.gather(*calls)
+    journal.append_nowait(rec(8888, "deferred"))
+    await journal.aclose()  # waits for the records nobody awaited
+    assert journal.closed
+    lines = load_lines(path)
+    assert len(lines) == 4 * 40 + 2
+    assert lines[0] == (url(9999), "failed") and lines[-1] == (url(8888), "deferred")
+    numbers = [(int(u.rsplit("-", 1)[1]), status) for u, status in lines]
+    for w in range(4):
+        mine = [(n, status) for n, status in numbers if n // 1000 == w]
+        assert mine == [(w * 1000 + i, s) for i in range(20) for s in ("pending", "sent")]
+
+
+async def test_close_refuses_while_nowait_records_are_queued(tmp_path: Path) -> None:
+    journal = open_journal(tmp_path / "results.csv")
+    journal.append_nowait(rec(1))
+    with pytest.raises(RuntimeError, match="aclose"):
+        journal.close()
+    await journal.aflush()
+    assert load_journal(tmp_path / "results.csv").lines == 1
+    journal.close()
+
+
+@pytest.mark.parametrize("surfaces_from", ["append_async", "aflush", "aclose"])
+async def test_a_failed_nowait_record_surfaces_once_and_stops_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, surfaces_from: str
+) -> None:
+    journal = open_journal(tmp_path / "results.csv")
+
+    def disk_full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(journal_module, "_write_all", disk_full)
+    journal.append_nowait(rec(1))
+    # Whether rec(2) shares the failed batch or follows it, its caller hears of the failure.
+    with pytest.raises(JournalError, match="No space left on device"):
+        if surfaces_from == "append_async":
+            await journal.append_async(rec(2))
+        elif surfaces_from == "aflush":
+            await journal.aflush()
+        else:
+            await journal.aclose()
+    monkeypatch.undo()
+    if surfaces_from == "aclose":
+        assert journal.closed  # closed (lock released) even though the flush raised
+        return
+    await journal.aflush()  # already told: not raised a second time
+    with pytest.raises(JournalError, match="an earlier write failed"):
+        journal.append_nowait(rec(3))  # the file's state is unknown: refuse to go on
+    await journal.aclose()
+    assert load_journal(tmp_path / "results.csv").lines == 0
 
 
 def test_append_many_is_one_write(tmp_path: Path) -> None:
