@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from campaign_runner.errors import ConfigError
 
 API_KEY_ENV = "SENDPILOT_API_KEY"
@@ -118,6 +116,8 @@ def load_settings(path: Path | None, environ: Mapping[str, str] = os.environ) ->
             raise ConfigError(path, None, "file not found") from None
         except OSError as exc:
             raise ConfigError(path, None, f"cannot read ({exc.strerror})") from None
+        import yaml  # here, so that commands that read no config start faster
+
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:

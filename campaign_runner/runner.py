@@ -20,13 +20,14 @@ import math
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 import aiohttp
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from campaign_runner.client import ConnectResult, ResultKind, SenderInfo, SendPilotClient
 from campaign_runner.config import Settings
@@ -46,9 +47,10 @@ from campaign_runner.journal import (
 )
 from campaign_runner.pacing import Backoff, SenderPacer, pacing_interval, remaining_capacity
 from campaign_runner.retry import RetryPolicy
-from campaign_runner.validation import ValidationResult, validate_file
+from campaign_runner.validation import STATUS_VALID, Verdicts, check_file
 
 EXTRA_COLUMNS = ("note_delivered",)
+PLAN_PROBLEMS = 10  # problem rows shown in a plan; `validate` lists them all
 T = TypeVar("T")
 
 
@@ -123,6 +125,7 @@ class Plan:
     windows_needed: int  # capacity windows (days) to send everything, this one included
     warnings: tuple[str, ...] = ()
     recovered_pending: int = 0  # rows left `pending` by a crash, now recorded `unknown`
+    problems: tuple[tuple[int, str], ...] = ()  # the first invalid/duplicate rows: (row, reason)
 
 
 @dataclass
@@ -150,7 +153,7 @@ class Summary:
 class _Ledger:
     """What the journal said at planning time, as far as the end of the run needs it."""
 
-    valid_urls: pd.Series  # normalised URLs of the input's valid rows
+    counts: Counter[str]  # valid rows per recorded status ('' for none yet)
     renews_at: float | None  # when the oldest send still in the window leaves it
 
 
@@ -161,6 +164,8 @@ class _Work:
     note: str
     pinned: str
     prior_attempts: int = 0
+    initial: str = ""  # its status in the results when the run started ('' for none)
+    status: str = ""  # its status now, once this run recorded an outcome
 
 
 class Campaign:
@@ -172,7 +177,6 @@ class Campaign:
         options: RunOptions,
         plan: Plan,
         work: list[_Work],
-        state_by_url: dict[str, str],
         ledger: _Ledger,
         client: SendPilotClient | None,
         journal: Journal | None,
@@ -184,7 +188,6 @@ class Campaign:
         self.options = options
         self.plan = plan
         self._work = work
-        self._status = state_by_url
         self._ledger = ledger
         self._first_send_at: float | None = None
         self._client = client
@@ -211,7 +214,7 @@ class Campaign:
     ) -> Campaign:
         """Validate, read the journal, ask the API, and plan. Takes the results lock
         unless this is a dry run; call :meth:`close` (or :meth:`execute`) to release it."""
-        validation = validate_file(
+        validation = check_file(
             options.input_path, url_column=options.url_column, note_column=options.note_column
         )
         journal = None
@@ -232,18 +235,16 @@ class Campaign:
         settings: Settings,
         options: RunOptions,
         session: aiohttp.ClientSession | None,
-        validation: ValidationResult,
+        validation: Verdicts,
         journal: Journal | None,
         clock: Callable[[], float],
         rng: random.Random,
     ) -> Campaign:
         state = load_journal(options.results_path)
         recovered = _recover_pending(state, journal)
+        is_valid = pc.equal(validation.table["status"], STATUS_VALID)
         if journal is not None:
-            _record_problems(validation, state, journal)
-        status_by_url = dict(state.status_by_url())
-        for url in recovered:
-            status_by_url[url] = UNKNOWN
+            _record_problems(validation.table.filter(pc.invert(is_valid)), state, journal)
 
         client = None
         if session is not None and settings.api.api_key is not None:
@@ -266,30 +267,51 @@ class Campaign:
             sendable.add(FAILED)
         if options.retry_unknown:
             sendable.add(UNKNOWN)
-        valid = validation.valid
-        current = _statuses(valid["linkedin_url"], status_by_url)
-        todo = valid[current.isin(sendable)]
-        attempts = _prior_attempts(state, todo["linkedin_url"])
-        usable = {s.sender_id for s in senders if s.usable}
+        # Matched in Arrow, so that resuming a finished million-row campaign builds no
+        # million-entry dict and no Python object per row.
+        valid = validation.table.filter(is_valid).select(
+            ["row", "linkedin_url", "note", "sender_id"]
+        )
+        statuses, attempts = state.lookup(valid["linkedin_url"])
+        if recovered:
+            was_pending = pc.is_in(valid["linkedin_url"], value_set=pa.array(list(recovered)))
+            statuses = pc.if_else(was_pending, UNKNOWN, statuses)
+        counts = Counter(_value_counts(statuses))
+        to_do = pc.is_in(statuses, value_set=pa.array(sorted(sendable)))
+        todo = valid.filter(to_do).append_column("attempts", attempts.filter(to_do))
+        todo = todo.append_column("status", statuses.filter(to_do))
         known = {s.sender_id for s in senders}
+        usable = {s.sender_id for s in senders if s.usable}
         work: list[_Work] = []
         strays: list[JournalRecord] = []
-        for row, url, note, pin, tries in zip(
-            todo["row"].tolist(),
-            todo["linkedin_url"].tolist(),
-            todo["note"].tolist(),
-            todo["sender_id"].tolist(),
-            attempts,
-            strict=True,
-        ):
+        for item in todo.to_pylist():
+            work_item = _Work(
+                row=item["row"],
+                url=item["linkedin_url"],
+                note=item["note"],
+                pinned=item["sender_id"],
+                prior_attempts=item["attempts"],
+                initial=item["status"],
+            )
+            pin = work_item.pinned
             if pin and pin not in known:
                 # Pinned to a sender this workspace does not have: it can never be sent
                 # as it is, so say so in the results rather than wait forever.
                 error = f"sender_id {pin!r} is not a sender of this workspace"
-                strays.append(JournalRecord(row, url, pin, FAILED, error=error, attempts=tries))
-                status_by_url[url] = FAILED
+                strays.append(
+                    JournalRecord(
+                        work_item.row,
+                        work_item.url,
+                        pin,
+                        FAILED,
+                        error=error,
+                        attempts=work_item.prior_attempts,
+                    )
+                )
+                counts[work_item.initial] -= 1
+                counts[FAILED] += 1
                 continue
-            work.append(_Work(row=row, url=url, note=note, pinned=pin, prior_attempts=tries))
+            work.append(work_item)
         if journal is not None and strays:
             journal.append_many(strays)
 
@@ -301,7 +323,7 @@ class Campaign:
         plan = Plan(
             input_path=options.input_path,
             results_path=options.results_path,
-            counts=dict(validation.counts),
+            counts=validation.counts,
             already_done=len(valid) - len(todo),
             to_send=len(work),
             now=now,
@@ -312,17 +334,16 @@ class Campaign:
             windows_needed=_windows_needed(len(work), senders, now),
             warnings=tuple(warnings),
             recovered_pending=len(recovered),
+            problems=tuple(
+                (p["row"], p["reason"]) for p in validation.problems(limit=PLAN_PROBLEMS)
+            ),
         )
         return cls(
             settings,
             options,
             plan,
             work,
-            status_by_url,
-            _Ledger(
-                valid_urls=valid["linkedin_url"],
-                renews_at=state.next_renewal(clock() - window, window),
-            ),
+            _Ledger(counts=counts, renews_at=state.next_renewal(clock() - window, window)),
             client,
             journal,
             clock=clock,
@@ -404,7 +425,11 @@ class Campaign:
         summary.interrupted = self._stop.is_set() and self._auth_error is None and not run.done
 
     def _finish(self, summary: Summary) -> None:
-        final = Counter(_statuses(self._ledger.valid_urls, self._status).tolist())
+        final = Counter(self._ledger.counts)
+        for work in self._work:
+            if work.status:
+                final[work.initial] -= 1
+                final[work.status] += 1
         summary.final = Counter({k: v for k, v in final.items() if k})
         summary.remaining = sum(final[s] for s in ("", DEFERRED, PENDING))
         window = self.plan.window_seconds
@@ -444,7 +469,7 @@ class Campaign:
             result = ConnectResult(ResultKind.NOT_SENT)
         else:
             status, error = self._outcome(result, pacer, run)
-        self._status[work.url] = status
+        work.status = status
         if status in CAPACITY_STATUSES and self._first_send_at is None:
             self._first_send_at = self._clock()
         run.journal_later(
@@ -606,7 +631,7 @@ class _Run:
     def journal_later(self, record: JournalRecord) -> None:
         journal = self.campaign._journal
         assert journal is not None
-        self._track(journal.append_async(record))
+        journal.append_nowait(record)
 
     async def _send(self, work: _Work, pacer: SenderPacer) -> None:
         try:
@@ -786,11 +811,11 @@ def _recover_pending(state: JournalState, journal: Journal | None) -> dict[str, 
     return {r.linkedin_url: r.sender_id for r in records}
 
 
-def _record_problems(validation: ValidationResult, state: JournalState, journal: Journal) -> None:
+def _record_problems(rejected: pa.Table, state: JournalState, journal: Journal) -> None:
     """Record invalid and duplicate rows once, so the results file accounts for every row."""
-    problems = validation.problems
-    if problems.empty:
+    if rejected.num_rows == 0:
         return
+    problems = rejected.select(["row", "linkedin_url", "status", "reason"]).to_pandas()
     seen = state.problems
     if not seen.empty:
         key = ["row", "status", "linkedin_url"]
@@ -810,14 +835,5 @@ def _record_problems(validation: ValidationResult, state: JournalState, journal:
     )
 
 
-def _statuses(urls: pd.Series, status_by_url: Mapping[str, str]) -> pd.Series:
-    """The recorded status of each URL, ``""`` for none."""
-    return pd.Series(urls.map(status_by_url), dtype=object).fillna("")
-
-
-def _prior_attempts(state: JournalState, urls: pd.Series) -> list[int]:
-    latest = state.latest
-    if latest.empty or urls.empty:
-        return [0] * len(urls)
-    by_url = latest.set_index("linkedin_url")["attempts"]
-    return [int(a) for a in urls.map(by_url).fillna(0).tolist()]
+def _value_counts(values: pa.Array | pa.ChunkedArray) -> dict[str, int]:
+    return {d["values"]: d["counts"] for d in pc.value_counts(values).to_pylist()}
