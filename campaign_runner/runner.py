@@ -268,17 +268,16 @@ class Campaign:
         if options.retry_unknown:
             sendable.add(UNKNOWN)
         # Matched in Arrow, so that resuming a finished million-row campaign builds no
-        # million-entry dict and no Python object per row.
-        valid = validation.table.filter(is_valid).select(
-            ["row", "linkedin_url", "note", "sender_id"]
-        )
-        statuses, attempts = state.lookup(valid["linkedin_url"])
+        # million-entry dict, no Python object per row, and no copy of the valid rows.
+        table = validation.table
+        statuses, attempts = state.lookup(table["linkedin_url"])
         if recovered:
-            was_pending = pc.is_in(valid["linkedin_url"], value_set=pa.array(list(recovered)))
+            was_pending = pc.is_in(table["linkedin_url"], value_set=pa.array(list(recovered)))
             statuses = pc.if_else(was_pending, UNKNOWN, statuses)
-        counts = Counter(_value_counts(statuses))
-        to_do = pc.is_in(statuses, value_set=pa.array(sorted(sendable)))
-        todo = valid.filter(to_do).append_column("attempts", attempts.filter(to_do))
+        counts = Counter(_value_counts(statuses.filter(is_valid)))
+        to_do = pc.and_(is_valid, pc.is_in(statuses, value_set=pa.array(sorted(sendable))))
+        todo = table.select(["row", "linkedin_url", "note", "sender_id"]).filter(to_do)
+        todo = todo.append_column("attempts", attempts.filter(to_do))
         todo = todo.append_column("status", statuses.filter(to_do))
         known = {s.sender_id for s in senders}
         usable = {s.sender_id for s in senders if s.usable}
@@ -324,7 +323,7 @@ class Campaign:
             input_path=options.input_path,
             results_path=options.results_path,
             counts=validation.counts,
-            already_done=len(valid) - len(todo),
+            already_done=sum(counts.values()) - todo.num_rows,
             to_send=len(work),
             now=now,
             later=len(work) - now,
