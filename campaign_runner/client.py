@@ -18,7 +18,7 @@ import enum
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -31,11 +31,13 @@ class ResultKind(enum.Enum):
     ACCEPTED = "accepted"  # 2xx with a parseable body: sent, already_connected, or another word
     REJECTED = "rejected"  # 400/404/other 4xx: this row will not work as it is
     AUTH = "auth"  # 401/403: the key is wrong or lacks a scope; stop the whole run
+    MISCONFIGURED = "misconfigured"  # a redirect: api.base_url is wrong; stop the whole run
     DAILY_LIMIT = "daily_limit"  # 429 about the daily connection limit: sender done for the window
     RATE_LIMITED = "rate_limited"  # 429 rate limit of the API itself: back off, retry
     SERVER_ERROR = "server_error"  # 5xx: retry
     NOT_SENT = "not_sent"  # connection refused, DNS, connect timeout: the request never left
-    AMBIGUOUS = "ambiguous"  # read timeout, disconnect, unparseable 2xx: it may exist
+    # Read timeout, disconnect, unparseable 2xx, gateway timeout (504): it may exist.
+    AMBIGUOUS = "ambiguous"
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,18 @@ class SendPilotClient:
         if note:
             body["message"] = note
         try:
+            # No redirects: aiohttp would forward X-API-Key to wherever a 307/308 points,
+            # and turn the POST into a GET on a 301/302.
             async with self._session.post(
                 f"{self._base}/inbox/connect",
                 json=body,
                 headers=self._headers,
                 timeout=self._timeout,
+                allow_redirects=False,
             ) as response:
                 raw = await response.read()
-                return _classify(response.status, response.headers, raw)
+                result = _classify(response.status, response.headers, raw)
+                return replace(result, message=self._redact(result.message))
         except aiohttp.ClientConnectorError as exc:
             return ConnectResult(ResultKind.NOT_SENT, message=f"cannot connect: {exc.os_error}")
         except aiohttp.ConnectionTimeoutError:
@@ -164,20 +170,32 @@ class SendPilotClient:
     async def _get_json(self, path: str) -> Any:
         try:
             async with self._session.get(
-                f"{self._base}{path}", headers=self._headers, timeout=self._timeout
+                f"{self._base}{path}",
+                headers=self._headers,
+                timeout=self._timeout,
+                allow_redirects=False,
             ) as response:
                 raw = await response.read()
                 status = response.status
+                location = response.headers.get("Location", "")
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ApiError(f"GET {path}: cannot reach the API at {self._base} ({exc})") from None
+        message = self._redact(_error_message(raw))
         if status in (401, 403):
-            raise AuthError(_auth_message(status, _error_message(raw)), status)
+            raise AuthError(_auth_message(status, message), status)
+        if 300 <= status < 400:
+            raise ApiError(_redirect_message(status, location), status)
         if status >= 400:
-            raise ApiError(f"GET {path}: HTTP {status}: {_error_message(raw)}", status)
+            raise ApiError(f"GET {path}: HTTP {status}: {message}", status)
         try:
             return json.loads(raw)
         except ValueError:
             raise ApiError(f"GET {path}: the answer is not JSON") from None
+
+    def _redact(self, text: str) -> str:
+        """The text with the API key masked, in case a server echoes it back."""
+        key = self._headers["X-API-Key"]
+        return text.replace(key, "***") if key and key in text else text
 
 
 def _classify(status: int, headers: Mapping[str, str], raw: bytes) -> ConnectResult:
@@ -199,7 +217,21 @@ def _classify(status: int, headers: Mapping[str, str], raw: bytes) -> ConnectRes
             http_status=status,
             message=str(payload.get("error") or ""),
         )
+    if 300 <= status < 400:
+        location = headers.get("Location", "")
+        return ConnectResult(
+            ResultKind.MISCONFIGURED,
+            http_status=status,
+            message=_redirect_message(status, location),
+        )
     message = _error_message(raw)
+    if status == 504:
+        # A gateway gave up waiting for the origin, which may well have created it.
+        return ConnectResult(
+            ResultKind.AMBIGUOUS,
+            http_status=status,
+            message=f"HTTP 504 (gateway timeout: the invitation may exist): {message}",
+        )
     if status in (401, 403):
         return ConnectResult(
             ResultKind.AUTH, http_status=status, message=_auth_message(status, message)
@@ -241,6 +273,14 @@ def _error_message(raw: bytes) -> str:
         return str(message)
     text = raw[:200].decode("utf-8", "replace").strip()
     return text or "no message"
+
+
+def _redirect_message(status: int, location: str) -> str:
+    where = f" to {location}" if location else ""
+    return (
+        f"the API answered a redirect (HTTP {status}{where}); check api.base_url "
+        "(campaign-runner does not follow redirects, which would send the key elsewhere)"
+    )
 
 
 def _auth_message(status: int, message: str) -> str:

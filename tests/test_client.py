@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from aiohttp import web
 from conftest import SandboxFactory
 
 from campaign_runner.client import ResultKind, SendPilotClient
@@ -153,3 +154,73 @@ async def test_senders_and_quotas(sandbox: SandboxFactory, session: aiohttp.Clie
     quotas = await client.quotas()
     assert (quotas["s1"].limit, quotas["s1"].used, quotas["s1"].remaining) == (3, 1, 2)
     assert quotas["s1"].resets_at
+
+
+async def test_gateway_timeout_is_ambiguous(
+    sandbox: SandboxFactory, session: aiohttp.ClientSession
+) -> None:
+    # A 504 says a gateway gave up on the origin, which may have created the invitation.
+    server = await sandbox(faults=(FaultRule("error", status=504),))
+    sender = server.sandbox.config.senders[0].id
+    result = await client_for(server, session).connect(sender, URL, None)
+    assert result.kind is ResultKind.AMBIGUOUS
+
+
+@pytest.fixture
+async def odd_server() -> AsyncIterator[tuple[str, list[str]]]:
+    """A loopback server that misbehaves as no SendPilot should: it redirects, and it
+    echoes the key. Yields its base URL and the X-API-Key headers it received."""
+    seen: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("X-API-Key", ""))
+        raise web.HTTPPermanentRedirect(f"http://127.0.0.1:{port}/elsewhere/inbox/connect")
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append("followed:" + request.headers.get("X-API-Key", ""))
+        return web.json_response({"success": True, "status": "sent", "requestId": "x"})
+
+    async def echo(request: web.Request) -> web.Response:
+        key = request.headers.get("X-API-Key", "")
+        body = {"statusCode": 401, "message": f"Invalid API key {key}", "error": "Unauthorized"}
+        return web.json_response(body, status=401)
+
+    app = web.Application()
+    app.router.add_post("/moved/inbox/connect", redirect)
+    app.router.add_get("/moved/inbox/senders", redirect)
+    app.router.add_post("/elsewhere/inbox/connect", elsewhere)
+    app.router.add_post("/echo/inbox/connect", echo)
+    app.router.add_get("/echo/inbox/senders", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}", seen
+    await runner.cleanup()
+
+
+async def test_redirects_are_not_followed_so_the_key_stays_home(
+    odd_server: tuple[str, list[str]], session: aiohttp.ClientSession
+) -> None:
+    base, seen = odd_server
+    client = SendPilotClient(session, f"{base}/moved", Secret("sk_live_SECRET"), 5)
+    result = await client.connect("s1", URL, None)
+    assert result.kind is ResultKind.MISCONFIGURED
+    assert "api.base_url" in result.message and "/elsewhere/" in result.message
+    assert seen == ["sk_live_SECRET"]  # nothing was sent to the redirect's target
+    with pytest.raises(ApiError, match="redirect"):
+        await client.senders()
+
+
+async def test_a_key_echoed_by_the_server_is_masked(
+    odd_server: tuple[str, list[str]], session: aiohttp.ClientSession
+) -> None:
+    base, _ = odd_server
+    client = SendPilotClient(session, f"{base}/echo", Secret("sk_live_SECRET"), 5)
+    result = await client.connect("s1", URL, None)
+    assert result.kind is ResultKind.AUTH
+    assert "sk_live_SECRET" not in result.message and "***" in result.message
+    with pytest.raises(AuthError) as info:
+        await client.senders()
+    assert "sk_live_SECRET" not in str(info.value)
