@@ -197,7 +197,7 @@ class Campaign:
         self._policy = RetryPolicy.from_settings(settings.retry, rng)
         self._stop = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
-        self._auth_error: AuthError | None = None
+        self._abort: ApiError | None = None  # why the API refused the whole run
         self._premium = {s.sender_id: s.premium for s in plan.senders}
 
     # -- planning ---------------------------------------------------------------------
@@ -381,8 +381,8 @@ class Campaign:
             if self._journal is not None:
                 await self._journal.aclose()
                 self._journal = None
-        if self._auth_error is not None:
-            raise self._auth_error
+        if self._abort is not None:
+            raise self._abort
         self._finish(summary)
         return summary
 
@@ -415,13 +415,18 @@ class Campaign:
             budget=self.options.limit if self.options.limit is not None else math.inf,
         )
         progress.start(self.plan.now, sorted(usable))
-        self._loops = [asyncio.create_task(run.sender_loop(p)) for p in pacers]
+        self._loops = [run.track(run.sender_loop(p), run.loops) for p in pacers]
         if self._stop.is_set():
             self.request_stop()
-        await _gather_cancelled_ok(self._loops)
-        while run.tasks:
-            await asyncio.gather(*run.tasks)
-        summary.interrupted = self._stop.is_set() and self._auth_error is None and not run.done
+        # Wait for the loops, then for the sends they started; the first error of
+        # either stops the run and is raised once everything has settled.
+        if self._loops:
+            await asyncio.wait(self._loops)
+        while run.sends:
+            await asyncio.wait(set(run.sends))
+        if run.error is not None:
+            raise run.error
+        summary.interrupted = self._stop.is_set() and self._abort is None and not run.done
 
     def _finish(self, summary: Summary) -> None:
         final = Counter(self._ledger.counts)
@@ -530,8 +535,9 @@ class Campaign:
         if kind is ResultKind.AMBIGUOUS:
             return UNKNOWN, result.message
         pacer.refund()
-        if kind is ResultKind.AUTH:
-            self._auth_error = self._auth_error or AuthError(result.message, result.http_status)
+        if kind in (ResultKind.AUTH, ResultKind.MISCONFIGURED):
+            error_type = AuthError if kind is ResultKind.AUTH else ApiError
+            self._abort = self._abort or error_type(result.message, result.http_status)
             self.request_stop()
             return DEFERRED, result.message
         if kind is ResultKind.DAILY_LIMIT:
@@ -564,8 +570,10 @@ class _Run:
     slots: asyncio.Semaphore  # rows started and not yet finished
     backoff: Backoff
     budget: float
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    loops: set[asyncio.Task[None]] = field(default_factory=set)  # one per sender
+    sends: set[asyncio.Task[None]] = field(default_factory=set)  # one per row in flight
     started: int = 0
+    error: BaseException | None = None  # the first error of a loop or a send
 
     @property
     def done(self) -> bool:
@@ -600,9 +608,9 @@ class _Run:
         while self._may_start(pacer):
             if not self._has_work(pacer.sender_id):
                 # Rows in flight may come back (another sender's daily limit): wait for them.
-                if not self.tasks:
+                if not self.sends:
                     return
-                await asyncio.wait(set(self.tasks), return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(set(self.sends), return_when=asyncio.FIRST_COMPLETED)
                 continue
             if not await pacer.take_turn():
                 return
@@ -620,12 +628,28 @@ class _Run:
                 self._give_back(work, pacer.sender_id)
                 return
             self.started += 1
-            self._track(self._send(work, pacer))
+            self.track(self._send(work, pacer), self.sends)
 
-    def _track(self, coro: Coroutine[object, object, None]) -> None:
+    def track(
+        self, coro: Coroutine[object, object, None], group: set[asyncio.Task[None]]
+    ) -> asyncio.Task[None]:
+        """Run ``coro`` as a task of this run, in ``group`` until it ends; its error, if
+        any, stops the run."""
         task = asyncio.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        group.add(task)
+        task.add_done_callback(group.discard)
+        task.add_done_callback(self._settled)
+        return task
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and self.error is None:
+            # A journal that cannot be written (disk full) must stop the campaign, not
+            # leave it taking paced turns that it can no longer record.
+            self.error = error
+            self.campaign.request_stop()
 
     def journal_later(self, record: JournalRecord) -> None:
         journal = self.campaign._journal
@@ -643,13 +667,6 @@ class _Run:
         else:
             self.summary.this_run[status] += 1
             self.progress.advance(pacer.sender_id, status)
-
-
-async def _gather_cancelled_ok(tasks: list[asyncio.Task[None]]) -> None:
-    """Wait for ``tasks``; a task cancelled by a stop is fine, any other error is raised."""
-    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
-        if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
-            raise outcome
 
 
 async def _unless_stopped(

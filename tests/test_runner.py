@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import itertools
 import json
 import re
@@ -38,8 +39,9 @@ from helpers import (
     write_prospects,
 )
 
+from campaign_runner import journal as journal_module
 from campaign_runner.config import ApiSettings, PacingSettings, Secret, SenderSettings, Settings
-from campaign_runner.errors import AuthError, JournalLockedError
+from campaign_runner.errors import AuthError, JournalError, JournalLockedError
 from campaign_runner.journal import Journal, JournalRecord, load_journal
 from campaign_runner.runner import Campaign, RunOptions
 from campaign_runner.sandbox import FaultRule, SandboxSender
@@ -1006,3 +1008,35 @@ async def test_notes_reach_the_server_byte_identical(
     got = {i.linkedin_url: i.note for i in server.state.invitations}
     mismatched = {n: (s, got.get(url(n))) for n, s in enumerate(notes) if got.get(url(n)) != s}
     assert mismatched == {}
+
+
+async def test_a_journal_that_cannot_be_written_stops_the_run(
+    sandbox: SandboxFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The disk fills up after a few lines: the run must stop with the journal's error
+    # (not go on taking paced turns it cannot record), and nothing may leave unrecorded.
+    server = await sandbox(senders=roomy("a", "b"))
+    input_path = prospects(tmp_path / "p.csv", 20)
+    real_write = journal_module._write_all
+    writes = 0
+
+    def write_until_full(fd: int, data: bytes) -> None:
+        nonlocal writes
+        writes += 1
+        if writes > 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(fd, data)
+
+    monkeypatch.setattr(journal_module, "_write_all", write_until_full)
+    started = time.monotonic()
+    with pytest.raises((JournalError, OSError)):
+        await run_campaign(
+            settings_for(server, [("a", 20), ("b", 20)], window=4.0),
+            input_path,
+            tmp_path / "r.csv",
+        )
+    # Stopped at the failure, long before the 4 s window's paced turns ran out.
+    assert time.monotonic() - started < 2.0
+    _, lines = read_results(tmp_path / "r.csv")
+    recorded = {line["linkedin_url"] for line in lines}
+    assert set(invited(server)) <= recorded  # every invitation had its pending line
