@@ -276,6 +276,8 @@ def run(
     )
     must_confirm = not (yes or sandbox or dry_run)
     progress_kind = "none" if (no_progress or as_json) else ("bar" if _is_tty() else "log")
+    # Until sending starts (and its own handlers take over), SIGTERM is a Ctrl-C: exit 130.
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with user_errors():
             summary = asyncio.run(
@@ -284,6 +286,8 @@ def run(
     except (KeyboardInterrupt, _NotConfirmed):
         out.info("stopped before sending started: nothing was sent")
         sys.exit(EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
     out.summary(summary, resume)
     sys.exit(summary.exit_code)
 
@@ -322,11 +326,28 @@ async def _run_campaign(
         if must_confirm:
             if not _is_tty(stdin=True):
                 raise UserError("no terminal to confirm on: add --yes to send without confirmation")
-            if not click.confirm(f"Send {campaign.plan.now} invitations now?", default=False):
+            if not _confirm(f"Send {campaign.plan.now} invitations now?"):
                 raise _NotConfirmed
         progress = _make_progress(progress_kind)
         _install_signal_handlers(campaign, out)
         return await campaign.execute(progress)
+
+
+def _confirm(question: str) -> bool:
+    """Ask on the terminal; Ctrl-C or Ctrl-D there means no."""
+    # asyncio.run's own SIGINT handler would only cancel the main task, which cannot
+    # happen while input() blocks: restore Python's, so that Ctrl-C interrupts the prompt.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return click.confirm(question, default=False)
+    except click.Abort:
+        return False
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _install_signal_handlers(campaign: Campaign, out: _Output) -> None:
