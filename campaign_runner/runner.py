@@ -271,16 +271,18 @@ class Campaign:
         # million-entry dict, no Python object per row, and no copy of the valid rows.
         table = validation.table
         statuses, attempts = state.lookup(table["linkedin_url"])
+        # Chosen while crash-left rows still read `pending`: even with --retry-unknown,
+        # rows a crash just left in doubt wait for a person to check them, so that a
+        # cron line with the flag never re-sends them unseen.
+        to_do = pc.and_(is_valid, pc.is_in(statuses, value_set=pa.array(sorted(sendable))))
         if recovered:
             was_pending = pc.is_in(table["linkedin_url"], value_set=pa.array(list(recovered)))
             statuses = pc.if_else(was_pending, UNKNOWN, statuses)
         counts = Counter(_value_counts(statuses.filter(is_valid)))
-        to_do = pc.and_(is_valid, pc.is_in(statuses, value_set=pa.array(sorted(sendable))))
         todo = table.select(["row", "linkedin_url", "note", "sender_id"]).filter(to_do)
         todo = todo.append_column("attempts", attempts.filter(to_do))
         todo = todo.append_column("status", statuses.filter(to_do))
         known = {s.sender_id for s in senders}
-        usable = {s.sender_id for s in senders if s.usable}
         work: list[_Work] = []
         strays: list[JournalRecord] = []
         for item in todo.to_pylist():
@@ -314,9 +316,7 @@ class Campaign:
         if journal is not None and strays:
             journal.append_many(strays)
 
-        capacity = sum(s.capacity for s in senders if s.usable)
-        pinned_blocked = sum(1 for w in work if w.pinned and w.pinned not in usable)
-        now = min(len(work) - pinned_blocked, capacity)
+        now = _sendable_now(work, senders)
         if options.limit is not None:
             now = min(now, options.limit)
         plan = Plan(
@@ -775,6 +775,21 @@ def _sender_plan(
         interval_seconds=pacing_interval(capacity, window),
         premium=premium,
     )
+
+
+def _sendable_now(work: list[_Work], senders: list[SenderPlan]) -> int:
+    """How many rows the current capacity can take: pinned rows only by their sender,
+    the others by whatever capacity the pinned rows leave."""
+    capacity = {s.sender_id: s.capacity for s in senders if s.usable}
+    pinned = Counter(w.pinned for w in work if w.pinned)
+    now = 0
+    for sender_id, rows in pinned.items():
+        taken = min(rows, capacity.get(sender_id, 0))
+        now += taken
+        if sender_id in capacity:
+            capacity[sender_id] -= taken
+    shared = sum(1 for w in work if not w.pinned)
+    return now + min(shared, sum(capacity.values()))
 
 
 def _estimate_seconds(now: int, senders: list[SenderPlan]) -> float | None:

@@ -1040,3 +1040,45 @@ async def test_a_journal_that_cannot_be_written_stops_the_run(
     _, lines = read_results(tmp_path / "r.csv")
     recorded = {line["linkedin_url"] for line in lines}
     assert set(invited(server)) <= recorded  # every invitation had its pending line
+
+
+async def test_retry_unknown_leaves_rows_a_crash_just_left_in_doubt(
+    sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    # A cron line carrying --retry-unknown must not re-send, in the very run that finds
+    # them, rows whose request may have left before a crash: a person checks them first.
+    server = await sandbox(senders=roomy("a"))
+    results = tmp_path / "r.csv"
+    with Journal.open(results, extra_columns=("note_delivered",)) as journal:
+        journal.append(JournalRecord(row=2, linkedin_url=url(0), sender_id="a", status="pending"))
+        journal.append(JournalRecord(row=3, linkedin_url=url(1), sender_id="a", status="unknown"))
+    input_path = prospects(tmp_path / "p.csv", 3)
+    settings = settings_for(server, [("a", 100)])
+
+    campaign, summary = await run_campaign(settings, input_path, results, retry_unknown=True)
+    assert campaign.plan.recovered_pending == 1
+    assert invited(server) == {url(1): 1, url(2): 1}
+    assert latest(results)[url(0)]["status"] == "unknown"
+    assert summary.exit_code == 1
+
+    # Once a person has seen it (a later run), the flag sends it on purpose.
+    _, again = await run_campaign(settings, input_path, results, retry_unknown=True)
+    assert invited(server) == {url(0): 1, url(1): 1, url(2): 1}
+    assert again.exit_code == 0
+
+
+async def test_the_plan_counts_pinned_rows_against_their_own_sender_only(
+    sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    server = await sandbox(senders=roomy("a", "b"))
+    rows = [(url(n), "", "a") for n in range(10)] + [(url(n), "", "") for n in range(10, 13)]
+    input_path = write_prospects(
+        tmp_path / "p.csv", rows, header=("linkedin_url", "note", "sender_id")
+    )
+    campaign, summary = await run_campaign(
+        settings_for(server, [("a", 2), ("b", 2)]), input_path, tmp_path / "r.csv"
+    )
+    # a takes 2 of its 10 pinned rows; b takes 2 of the 3 shared ones.
+    assert (campaign.plan.now, campaign.plan.later) == (4, 9)
+    assert summary.this_run == {"sent": 4}
+    assert summary.exit_code == 3
