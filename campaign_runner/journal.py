@@ -993,8 +993,37 @@ def _normalise(path: Path, layout: _Layout, table: pa.Table) -> pa.Table:
             col = _to_int(path, layout, name, col)
         elif name == "status":
             col = _check_status(path, layout, col)
+        elif name == "linkedin_url":
+            col = _canonical_urls(col)
         arrays[name] = col
     return pa.table(arrays)
+
+
+# What campaign-runner itself writes: https://www.linkedin.com/in/<lower-case slug>.
+_CANONICAL_URL = r"^https://www\.linkedin\.com/in/([a-z0-9._~!$&'()*+,;=:@-]|%[0-9A-F]{2})+$"
+
+
+def _canonical_urls(col: pa.Array) -> pa.Array:
+    """URLs in the canonical form the runner matches on.
+
+    A results file written by hand or by another tool may hold ``linkedin.com/in/Jane/``
+    for a prospect the input lists as ``https://www.linkedin.com/in/jane``; without this,
+    the prospect would look new and be invited again. Only the rare non-canonical cells
+    are normalised; one that cannot be stays as written (it matches nothing, and still
+    counts against its sender's capacity).
+    """
+    from campaign_runner.validation import normalize_urls  # the loader stays light
+
+    odd = pc.invert(pc.match_substring_regex(col, _CANONICAL_URL))
+    odd = pc.and_(odd, pc.not_equal(col, ""))
+    if not pc.any(odd).as_py():
+        return col
+    if isinstance(col, pa.ChunkedArray):
+        col, odd = col.combine_chunks(), odd.combine_chunks()
+    written = col.filter(odd)
+    fixed, reasons = normalize_urls(written)
+    fixed = pc.if_else(pc.equal(reasons, ""), fixed, written)
+    return pc.replace_with_mask(col, odd, fixed.combine_chunks())
 
 
 def _unescape(col: pa.Array) -> pa.Array:

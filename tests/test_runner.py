@@ -1082,3 +1082,23 @@ async def test_the_plan_counts_pinned_rows_against_their_own_sender_only(
     assert (campaign.plan.now, campaign.plan.later) == (4, 9)
     assert summary.this_run == {"sent": 4}
     assert summary.exit_code == 3
+
+
+async def test_a_hand_written_results_file_matches_prospects_by_canonical_url(
+    sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    # Another tool wrote the URLs as people paste them; they are the same prospects.
+    server = await sandbox(senders=roomy("a"))
+    results = tmp_path / "r.csv"
+    results.write_text(
+        "linkedin_url,status\n"
+        "https://www.linkedin.com/in/Person-0/,sent\n"
+        "linkedin.com/in/person-1?trk=abc,sent\n"
+        "https://uk.linkedin.com/in/PERSON-2/detail/,already_connected\n",
+        encoding="utf-8",
+    )
+    input_path = prospects(tmp_path / "p.csv", 4)
+    campaign, summary = await run_campaign(settings_for(server, [("a", 100)]), input_path, results)
+    assert campaign.plan.already_done == 3
+    assert invited(server) == {url(3): 1}
+    assert summary.exit_code == 0
