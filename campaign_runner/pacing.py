@@ -16,7 +16,6 @@ import asyncio
 import math
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
@@ -32,7 +31,6 @@ def pacing_interval(capacity: int, window_seconds: float) -> float:
     return window_seconds / capacity if capacity > 0 else math.inf
 
 
-@dataclass
 class SenderPacer:
     """One sender's turn-taking: a limiter for the pace, a counter for the capacity.
 
@@ -41,18 +39,23 @@ class SenderPacer:
     turn is not used to create an invitation.
     """
 
-    sender_id: str
-    capacity: int
-    window_seconds: float
-    jitter: float = 0.0
-    rng: random.Random | None = None
-
-    def __post_init__(self) -> None:
-        self.left = self.capacity
+    def __init__(
+        self,
+        sender_id: str,
+        capacity: int,
+        window_seconds: float,
+        *,
+        jitter: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sender_id = sender_id
+        self.capacity = capacity
+        self.left = capacity
         self.exhausted = False
-        self.interval = pacing_interval(self.capacity, self.window_seconds)
-        self._limiter = AsyncLimiter(1, self.interval) if self.capacity > 0 else None
-        self._rng = self.rng or random.Random()
+        self.interval = pacing_interval(capacity, window_seconds)
+        self.jitter = jitter
+        self._limiter = AsyncLimiter(1, self.interval) if capacity > 0 else None
+        self._rng = rng or random.Random()
 
     @property
     def has_capacity(self) -> bool:

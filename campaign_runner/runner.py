@@ -21,7 +21,7 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -122,7 +122,7 @@ class Plan:
     senders: tuple[SenderPlan, ...]
     window_seconds: float
     estimated_seconds: float | None  # until the `now` rows are sent, at the paced rate
-    windows_needed: int  # capacity windows (days) to send everything, this one included
+    windows_needed: int | None  # capacity windows to send everything (None: never)
     warnings: tuple[str, ...] = ()
     recovered_pending: int = 0  # rows left `pending` by a crash, now recorded `unknown`
     problems: tuple[tuple[int, str], ...] = ()  # the first invalid/duplicate rows: (row, reason)
@@ -262,59 +262,27 @@ class Campaign:
         used.update(recovered.values())
         senders = await _plan_senders(settings, client, used, warnings)
 
-        sendable = {"", DEFERRED}
-        if options.retry_failed:
-            sendable.add(FAILED)
-        if options.retry_unknown:
-            sendable.add(UNKNOWN)
-        # Matched in Arrow, so that resuming a finished million-row campaign builds no
-        # million-entry dict, no Python object per row, and no copy of the valid rows.
-        table = validation.table
-        statuses, attempts = state.lookup(table["linkedin_url"])
-        # Chosen while crash-left rows still read `pending`: even with --retry-unknown,
-        # rows a crash just left in doubt wait for a person to check them, so that a
-        # cron line with the flag never re-sends them unseen.
-        to_do = pc.and_(is_valid, pc.is_in(statuses, value_set=pa.array(sorted(sendable))))
-        if recovered:
-            was_pending = pc.is_in(table["linkedin_url"], value_set=pa.array(list(recovered)))
-            statuses = pc.if_else(was_pending, UNKNOWN, statuses)
-        counts = Counter(_value_counts(statuses.filter(is_valid)))
-        todo = table.select(["row", "linkedin_url", "note", "sender_id"]).filter(to_do)
-        todo = todo.append_column("attempts", attempts.filter(to_do))
-        todo = todo.append_column("status", statuses.filter(to_do))
-        known = {s.sender_id for s in senders}
-        work: list[_Work] = []
-        strays: list[JournalRecord] = []
-        for item in todo.to_pylist():
-            work_item = _Work(
-                row=item["row"],
-                url=item["linkedin_url"],
-                note=item["note"],
-                pinned=item["sender_id"],
-                prior_attempts=item["attempts"],
-                initial=item["status"],
-            )
-            pin = work_item.pinned
-            if pin and pin not in known:
-                # Pinned to a sender this workspace does not have: it can never be sent
-                # as it is, so say so in the results rather than wait forever.
-                error = f"sender_id {pin!r} is not a sender of this workspace"
-                strays.append(
-                    JournalRecord(
-                        work_item.row,
-                        work_item.url,
-                        pin,
-                        FAILED,
-                        error=error,
-                        attempts=work_item.prior_attempts,
-                    )
-                )
-                counts[work_item.initial] -= 1
-                counts[FAILED] += 1
-                continue
-            work.append(work_item)
+        todo, counts = _rows_to_send(validation.table, is_valid, state, recovered, options)
+        work, strays = _work_items(todo, {s.sender_id for s in senders})
+        for stray in strays:
+            counts[stray.initial] -= 1
+            counts[FAILED] += 1
         if journal is not None and strays:
-            journal.append_many(strays)
+            # Pinned to a sender this workspace does not have: such a row can never be
+            # sent as it is, so say so in the results rather than wait forever.
+            journal.append_many(
+                [
+                    JournalRecord(
+                        w.row,
+                        w.url,
+                        w.pinned,
+                        FAILED,
+                        error=f"sender_id {w.pinned!r} is not a sender of this workspace",
+                        attempts=w.prior_attempts,
+                    )
+                    for w in strays
+                ]
+            )
 
         now = _sendable_now(work, senders)
         if options.limit is not None:
@@ -323,7 +291,7 @@ class Campaign:
             input_path=options.input_path,
             results_path=options.results_path,
             counts=validation.counts,
-            already_done=sum(counts.values()) - todo.num_rows,
+            already_done=sum(counts.values()) - len(work),
             to_send=len(work),
             now=now,
             later=len(work) - now,
@@ -435,7 +403,7 @@ class Campaign:
                 final[work.initial] -= 1
                 final[work.status] += 1
         summary.final = Counter({k: v for k, v in final.items() if k})
-        summary.remaining = sum(final[s] for s in ("", DEFERRED, PENDING))
+        summary.remaining = final[""] + final[DEFERRED]
         window = self.plan.window_seconds
         first_send = self._first_send_at
         candidates = [
@@ -705,7 +673,14 @@ async def _plan_senders(
     if client is None:
         return [
             _sender_plan(
-                s.id, "", "offline", s.daily_limit, used.get(s.id, 0), None, s.premium, window
+                s.id,
+                name="",
+                status="offline",
+                daily_limit=s.daily_limit,
+                used=used.get(s.id, 0),
+                api_remaining=None,
+                premium=s.premium,
+                window=window,
             )
             for s in settings.senders
         ]
@@ -727,21 +702,22 @@ async def _plan_senders(
         premium = configured.premium if configured else None
         if premium is None and info is not None:
             premium = info.premium
-        plan = _sender_plan(
-            sender_id,
-            info.name if info else "",
-            info.status if info else "not found",
-            limit,
-            used.get(sender_id, 0),
-            quota.remaining if quota else None,
-            premium,
-            window,
-        )
         skipped = _skip_reason(info)
         if skipped:
             warnings.append(f"sender {sender_id}: {skipped}; skipped")
-            plan = replace(plan, skipped=skipped, capacity=0, interval_seconds=math.inf)
-        plans.append(plan)
+        plans.append(
+            _sender_plan(
+                sender_id,
+                name=info.name if info else "",
+                status=info.status if info else "not found",
+                daily_limit=limit,
+                used=used.get(sender_id, 0),
+                api_remaining=quota.remaining if quota else None,
+                premium=premium,
+                window=window,
+                skipped=skipped,
+            )
+        )
     return plans
 
 
@@ -755,6 +731,7 @@ def _skip_reason(info: SenderInfo | None) -> str:
 
 def _sender_plan(
     sender_id: str,
+    *,
     name: str,
     status: str,
     daily_limit: int,
@@ -762,8 +739,9 @@ def _sender_plan(
     api_remaining: int | None,
     premium: bool | None,
     window: float,
+    skipped: str = "",
 ) -> SenderPlan:
-    capacity = remaining_capacity(daily_limit, used, api_remaining)
+    capacity = 0 if skipped else remaining_capacity(daily_limit, used, api_remaining)
     return SenderPlan(
         sender_id=sender_id,
         name=name,
@@ -774,7 +752,57 @@ def _sender_plan(
         capacity=capacity,
         interval_seconds=pacing_interval(capacity, window),
         premium=premium,
+        skipped=skipped,
     )
+
+
+def _rows_to_send(
+    table: pa.Table,
+    is_valid: pa.ChunkedArray,
+    state: JournalState,
+    recovered: dict[str, str],
+    options: RunOptions,
+) -> tuple[pa.Table, Counter[str]]:
+    """The valid rows this run sends (with their recorded status and attempts), and the
+    valid rows counted by recorded status.
+
+    Matched in Arrow, so that resuming a finished million-row campaign builds no
+    million-entry dict, no Python object per row, and no copy of the valid rows.
+    """
+    sendable = {"", DEFERRED}
+    if options.retry_failed:
+        sendable.add(FAILED)
+    if options.retry_unknown:
+        sendable.add(UNKNOWN)
+    statuses, attempts = state.lookup(table["linkedin_url"])
+    # Chosen while crash-left rows still read `pending`: even with --retry-unknown, rows
+    # a crash just left in doubt wait for a person to check them, so that a cron line
+    # with the flag never re-sends them unseen.
+    to_do = pc.and_(is_valid, pc.is_in(statuses, value_set=pa.array(sorted(sendable))))
+    if recovered:
+        was_pending = pc.is_in(table["linkedin_url"], value_set=pa.array(list(recovered)))
+        statuses = pc.if_else(was_pending, UNKNOWN, statuses)
+    counts = Counter(_value_counts(statuses.filter(is_valid)))
+    todo = table.select(["row", "linkedin_url", "note", "sender_id"]).filter(to_do)
+    todo = todo.append_column("attempts", attempts.filter(to_do))
+    return todo.append_column("status", statuses.filter(to_do)), counts
+
+
+def _work_items(todo: pa.Table, known_senders: set[str]) -> tuple[list[_Work], list[_Work]]:
+    """The rows to send as work items, and the strays pinned to an unknown sender."""
+    work: list[_Work] = []
+    strays: list[_Work] = []
+    for item in todo.to_pylist():
+        row = _Work(
+            row=item["row"],
+            url=item["linkedin_url"],
+            note=item["note"],
+            pinned=item["sender_id"],
+            prior_attempts=item["attempts"],
+            initial=item["status"],
+        )
+        (strays if row.pinned and row.pinned not in known_senders else work).append(row)
+    return work, strays
 
 
 def _sendable_now(work: list[_Work], senders: list[SenderPlan]) -> int:
@@ -800,16 +828,16 @@ def _estimate_seconds(now: int, senders: list[SenderPlan]) -> float | None:
     return max(0.0, (now - sum(1 for s in senders if s.usable)) / rate)
 
 
-def _windows_needed(to_send: int, senders: list[SenderPlan], now: int) -> int:
+def _windows_needed(to_send: int, senders: list[SenderPlan], now: int) -> int | None:
+    """Capacity windows (this one included) to send everything; ``None``: never, with
+    these senders."""
     if to_send == 0:
         return 0
     later = to_send - now
-    per_window = sum(s.daily_limit for s in senders if not s.skipped)
     if later <= 0:
         return 1
-    if per_window == 0:
-        return 0  # never, with these senders
-    return 1 + math.ceil(later / per_window)
+    per_window = sum(s.daily_limit for s in senders if not s.skipped)
+    return 1 + math.ceil(later / per_window) if per_window else None
 
 
 def _recover_pending(state: JournalState, journal: Journal | None) -> dict[str, str]:
