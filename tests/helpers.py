@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,17 @@ from campaign_runner.config import (
 from campaign_runner.journal import JOURNAL_COLUMNS
 from campaign_runner.runner import Campaign, RunOptions, Summary
 from campaign_runner.sandbox import SandboxConfig, SandboxServer
+
+# The Big List of Naughty Strings (MIT licence, tests/data/blns.LICENSE), vendored so
+# that robustness tests run wherever the suite does.
+BLNS = Path(__file__).parent / "data" / "blns.json"
+
+
+def naughty_strings() -> list[str]:
+    """Every string of the Big List of Naughty Strings."""
+    strings = json.loads(BLNS.read_text(encoding="utf-8"))
+    return [s for s in strings if isinstance(s, str)]
+
 
 RESULTS_HEADER = [*JOURNAL_COLUMNS, "note_delivered"]
 FINAL = {"sent", "already_connected", "failed", "unknown", "invalid", "duplicate"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
+from helpers import naughty_strings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,7 +33,6 @@ from campaign_runner.journal import (
     load_journal,
 )
 
-BLNS = Path("/work/shared/corpora/blns.json")
 HEADER = ",".join(JOURNAL_COLUMNS) + "\n"
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
@@ -119,7 +118,7 @@ def test_awkward_values_round_trip(tmp_path: Path, value: str) -> None:
 
 
 def test_blns_error_texts_round_trip(tmp_path: Path) -> None:
-    texts = [t for t in json.loads(BLNS.read_text(encoding="utf-8")) if isinstance(t, str)]
+    texts = naughty_strings()
     records = [rec(i, "failed", error=t) for i, t in enumerate(texts)]
     got = roundtrip(tmp_path, records)
     assert [g["error"] for g in got] == texts
@@ -173,7 +172,7 @@ def careful_encoding(journal: Journal, records: list[JournalRecord]) -> bytes:
 
 @pytest.mark.parametrize("extra", [(), ("note_delivered",), ("note_delivered", "=odd")])
 def test_fast_encoder_writes_what_the_careful_one_writes(extra: tuple[str, ...]) -> None:
-    texts = [t for t in json.loads(BLNS.read_text(encoding="utf-8")) if isinstance(t, str)]
+    texts = naughty_strings()
     texts += AWKWARD
     urls = ["https://x.test/a,b", 'https://x.test/"q"', "https://x.test/\n", "http://x.test"]
     urls += ["=cmd", "-1", "", "https://www.linkedin.com/in/ok"]

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import errno
 import itertools
-import json
 import re
 import time
 import warnings
@@ -31,6 +30,7 @@ from helpers import (
     final_counts,
     invited,
     latest,
+    naughty_strings,
     prospects,
     read_results,
     run_campaign,
@@ -46,7 +46,6 @@ from campaign_runner.journal import Journal, JournalRecord, load_journal
 from campaign_runner.runner import Campaign, RunOptions
 from campaign_runner.sandbox import FaultRule, SandboxSender
 
-BLNS = Path("/work/shared/corpora/blns.json")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 KEY = "sk_live_RUNNER_7f3a9c1e5b"
 
@@ -975,7 +974,7 @@ async def test_planning_a_fresh_campaign_warns_nothing(
 
 
 def _blns_notes(count: int = 50) -> list[str]:
-    strings: list[str] = json.loads(BLNS.read_text(encoding="utf-8"))
+    strings = naughty_strings()
     fits = [
         s
         for s in strings

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
-import os
 import re
 import subprocess
 import sys
@@ -13,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
+from helpers import naughty_strings
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -351,24 +350,10 @@ def test_notes_survive_exactly_except_whitespace_only(tmp_path: Path, note: str,
     assert frame["note"].iloc[0] == kept
 
 
-def _blns() -> list[str]:
-    here = Path(__file__).resolve()
-    candidates = [
-        Path(os.environ.get("BLNS_JSON", "")),
-        here.parents[2] / "shared" / "corpora" / "blns.json",
-        Path("/work/shared/corpora/blns.json"),
-    ]
-    for candidate in candidates:
-        if candidate.is_file():
-            strings: list[str] = json.loads(candidate.read_text(encoding="utf-8"))
-            return strings
-    pytest.skip("blns.json (the Big List of Naughty Strings) is not available")
-
-
 def test_every_naughty_string_survives_as_a_note_or_is_refused_with_a_reason(
     tmp_path: Path,
 ) -> None:
-    notes = _blns()
+    notes = naughty_strings()
     rows = [[URL.format(f"person-{i}"), note] for i, note in enumerate(notes)]
     path = write_csv(tmp_path / "blns.csv", ["linkedin_url", "note"], rows)
     frame = validate_file(path).frame
@@ -385,7 +370,7 @@ def test_every_naughty_string_survives_as_a_note_or_is_refused_with_a_reason(
 
 
 def test_naughty_strings_as_urls_are_refused_with_reasons(tmp_path: Path) -> None:
-    notes = _blns()
+    notes = naughty_strings()
     path = write_csv(tmp_path / "blns.csv", ["linkedin_url"], [[s] for s in notes])
     frame = validate_file(path).frame
     assert (frame["status"] == STATUS_INVALID).all()
