@@ -524,6 +524,7 @@ class _Output:
                 "totals": dict(summary.final),
                 "remaining": summary.remaining,
                 "interrupted": summary.interrupted,
+                "stopped_reason": summary.stopped_reason or None,
                 "exit_code": summary.exit_code,
                 "capacity_renews_at": renews,
                 "resume_command": command,
@@ -532,6 +533,8 @@ class _Output:
             return
         this_run = ", ".join(f"{v} {k}" for k, v in sorted(summary.this_run.items())) or "nothing"
         totals = ", ".join(f"{v} {k}" for k, v in sorted(summary.final.items())) or "nothing yet"
+        if summary.stopped_reason:
+            self.info(f"stopped early: {summary.stopped_reason}")
         self.info(f"this run: {this_run}")
         self.info(f"campaign so far: {totals}; {summary.remaining} still to send")
         self.info(f"results: {summary.plan.results_path}")

@@ -135,7 +135,7 @@ class Summary:
     final: Counter[str] = field(default_factory=Counter)  # over all valid rows of the input
     remaining: int = 0  # valid rows still to send
     interrupted: bool = False
-    stopped_reason: str = ""
+    stopped_reason: str = ""  # why the run stopped before its capacity or work ran out
     renews_at: float | None = None  # epoch seconds when some capacity frees up again
 
     @property
@@ -198,6 +198,7 @@ class Campaign:
         self._stop = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._abort: ApiError | None = None  # why the API refused the whole run
+        self._halted = ""  # why the run stopped early on its own (not an interruption)
         self._premium = {s.sender_id: s.premium for s in plan.senders}
 
     # -- planning ---------------------------------------------------------------------
@@ -327,6 +328,10 @@ class Campaign:
         for loop in self._loops:
             loop.cancel()
 
+    def _halt(self, reason: str) -> None:
+        self._halted = self._halted or reason
+        self.request_stop()
+
     def close(self) -> None:
         """Release the results file (only needed when :meth:`execute` is not called)."""
         if self._journal is not None:
@@ -394,7 +399,10 @@ class Campaign:
             await asyncio.wait(set(run.sends))
         if run.error is not None:
             raise run.error
-        summary.interrupted = self._stop.is_set() and self._abort is None and not run.done
+        summary.stopped_reason = self._halted
+        summary.interrupted = (
+            self._stop.is_set() and self._abort is None and not self._halted and not run.done
+        )
 
     def _finish(self, summary: Summary) -> None:
         final = Counter(self._ledger.counts)
@@ -478,7 +486,13 @@ class Campaign:
             attempt += 1
             result = await self._client.connect(sender_id, work.url, work.note or None)
             if result.kind is ResultKind.RATE_LIMITED:
-                run.backoff.push(self._policy.delay(result, attempt))
+                pause = self._policy.delay(result, attempt)
+                if pause > self._policy.max_delay:
+                    # Waiting hours inside a run (a cron job's, say) helps nobody: stop,
+                    # and let the next run continue once the API is ready.
+                    self._halt(f"the API asked to pause for {pause:.0f}s (Retry-After)")
+                    return result, attempt
+                run.backoff.push(pause)
             if not self._policy.should_retry(result, attempt):
                 return result, attempt
             if result.kind is not ResultKind.RATE_LIMITED:

@@ -485,7 +485,7 @@ async def test_rate_limit_retry_after_pauses_every_sender(
     results = tmp_path / "r.csv"
     started = time.time()
     _, summary = await run_campaign(
-        settings_for(server, [("a", 100), ("b", 100), ("c", 100)], window=0.5),
+        settings_for(server, [("a", 100), ("b", 100), ("c", 100)], window=0.5, max_delay=1.0),
         input_path,
         results,
     )
@@ -494,11 +494,36 @@ async def test_rate_limit_retry_after_pauses_every_sender(
     assert summary.final == {"sent": 9}
     assert server.state.counters[("connect", "fault:rate_limit")] == 1
     assert sorted(line["attempts"] for line in latest(results).values()) == ["1"] * 8 + ["2"]
-    # The back-off (0.01 s at most by the policy) was stretched to Retry-After, for every
-    # sender: only requests that were already on their way may have landed meanwhile.
+    # The back-off (base 0.001 s) was stretched to Retry-After, for every sender: only
+    # requests that were already on their way may have landed meanwhile.
     early = [i for i in server.state.invitations if i.created_at < started + pause - 0.02]
     assert len(early) <= 3
     assert time.time() - started >= pause
+
+
+async def test_a_retry_after_longer_than_max_delay_stops_the_run_for_later(
+    sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    # Waiting an hour inside a cron job's run helps nobody: stop, keep the row, exit 3.
+    server = await sandbox(
+        senders=roomy("a"), faults=(FaultRule("rate_limit", nth=1, retry_after=3600),)
+    )
+    input_path = prospects(tmp_path / "p.csv", 3)
+    results = tmp_path / "r.csv"
+    started = time.monotonic()
+    _, summary = await run_campaign(
+        settings_for(server, [("a", 100)], window=0.3, max_delay=5), input_path, results
+    )
+    assert time.monotonic() - started < 2
+    assert summary.exit_code == 3
+    assert not summary.interrupted
+    assert "3600s" in summary.stopped_reason
+    assert latest(results)[url(0)]["status"] == "deferred"
+    assert connect_requests(server) == 1
+
+    _, later = await run_campaign(settings_for(server, [("a", 100)]), input_path, results)
+    assert later.exit_code == 0
+    assert invited(server) == {url(n): 1 for n in range(3)}
 
 
 async def test_rate_limit_past_max_attempts_fails(sandbox: SandboxFactory, tmp_path: Path) -> None:
