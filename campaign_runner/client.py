@@ -237,17 +237,12 @@ def _classify(status: int, headers: Mapping[str, str], raw: bytes) -> ConnectRes
             ResultKind.AUTH, http_status=status, message=_auth_message(status, message)
         )
     if status == 429:
-        lowered = message.lower()
-        kind = (
-            ResultKind.DAILY_LIMIT
-            if "daily" in lowered and "limit" in lowered
-            else ResultKind.RATE_LIMITED
-        )
+        retry_after = parse_retry_after(headers.get("Retry-After"))
         return ConnectResult(
-            kind,
+            _kind_of_429(message, retry_after),
             http_status=status,
             message=message,
-            retry_after=parse_retry_after(headers.get("Retry-After")),
+            retry_after=retry_after,
         )
     if status >= 500:
         return ConnectResult(
@@ -257,6 +252,22 @@ def _classify(status: int, headers: Mapping[str, str], raw: bytes) -> ConnectRes
             retry_after=parse_retry_after(headers.get("Retry-After")),
         )
     return ConnectResult(ResultKind.REJECTED, http_status=status, message=message)
+
+
+def _kind_of_429(message: str, retry_after: float | None) -> ResultKind:
+    """A 429 is either the sender's daily connection limit or the API's own rate limit.
+
+    The daily limit's wording is assumed ("Daily connection limit exceeded"). A 429 that
+    names neither, and gives no Retry-After, is taken as the daily limit: that stops one
+    sender for the run, while the other reading would retry its rows and record them
+    failed, one after the other.
+    """
+    lowered = message.lower()
+    if "daily" in lowered:
+        return ResultKind.DAILY_LIMIT
+    if retry_after is not None or "rate" in lowered:
+        return ResultKind.RATE_LIMITED
+    return ResultKind.DAILY_LIMIT
 
 
 def _error_message(raw: bytes) -> str:

@@ -224,3 +224,24 @@ async def test_a_key_echoed_by_the_server_is_masked(
     with pytest.raises(AuthError) as info:
         await client.senders()
     assert "sk_live_SECRET" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("rule", "kind"),
+    [
+        (FaultRule("error", status=429, message="Daily connection limit exceeded"), "daily"),
+        # Wording we did not expect and no Retry-After: stop the sender, do not burn rows.
+        (FaultRule("error", status=429, message="Too many invitations today"), "daily"),
+        (FaultRule("error", status=429, message="Rate limit exceeded"), "rate"),
+        (FaultRule("rate_limit", retry_after=2), "rate"),
+        (FaultRule("rate_limit", retry_after=2, message="Slow down"), "rate"),
+    ],
+)
+async def test_which_429_is_which(
+    sandbox: SandboxFactory, session: aiohttp.ClientSession, rule: FaultRule, kind: str
+) -> None:
+    server = await sandbox(faults=(rule,))
+    sender = server.sandbox.config.senders[0].id
+    result = await client_for(server, session).connect(sender, URL, None)
+    expected = ResultKind.DAILY_LIMIT if kind == "daily" else ResultKind.RATE_LIMITED
+    assert result.kind is expected
