@@ -871,6 +871,26 @@ class JournalState:
         counts = pc.value_counts(pc.filter(senders, recent))
         return {str(item["values"]): int(item["counts"]) for item in counts.to_pylist()}
 
+    def last_sent(self, since_epoch: float) -> dict[str, float]:
+        """Per ``sender_id``, when (epoch seconds) its latest capacity-using line at or
+        after ``since_epoch`` was written. Only the journal's own timestamps are read."""
+        keep = pc.and_(
+            self._capacity_lines, pc.match_substring_regex(self._table["timestamp"], _CANONICAL_TS)
+        )
+        lines = pa.table(
+            {
+                "sender_id": pc.filter(self._table["sender_id"], keep),
+                "timestamp": pc.filter(self._table["timestamp"], keep),
+            }
+        )
+        since = format_timestamp(since_epoch)
+        latest = lines.group_by("sender_id").aggregate([("timestamp", "max")]).to_pylist()
+        return {
+            str(item["sender_id"]): _epoch(str(item["timestamp_max"]))
+            for item in latest
+            if str(item["timestamp_max"]) >= since
+        }
+
     @cached_property
     def _capacity_lines(self) -> pa.Array:
         return pc.is_in(self._table["status"], value_set=pa.array(sorted(CAPACITY_STATUSES)))
@@ -899,6 +919,12 @@ class JournalState:
             return None
         oldest: pd.Timestamp = parsed.min()
         return float(oldest.timestamp()) + window_seconds
+
+
+def _epoch(stamp: str) -> float:
+    """Epoch seconds of one of our own timestamps (``2026-11-27T10:00:00.123Z``)."""
+    when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return when.timestamp()
 
 
 def _at_or_after(stamps: pa.Array, since_epoch: float, count_undated: bool) -> pa.Array:

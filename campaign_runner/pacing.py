@@ -47,8 +47,12 @@ class SenderPacer:
         *,
         jitter: float = 0.0,
         rng: random.Random | None = None,
+        first_delay: float = 0.0,
     ) -> None:
         self.sender_id = sender_id
+        # Seconds before the first turn: a new run keeps the spacing from the last
+        # invitation of the one before, instead of sending at once.
+        self._first_delay = first_delay
         self.capacity = capacity
         self.left = capacity
         self.exhausted = False
@@ -71,6 +75,9 @@ class SenderPacer:
             return False
         self.left -= 1
         try:
+            if self._first_delay > 0:
+                await asyncio.sleep(self._first_delay)
+                self._first_delay = 0.0
             await self._limiter.acquire()
             if self.jitter > 0:
                 await asyncio.sleep(self._rng.uniform(0.0, self.jitter * self.interval))

@@ -155,6 +155,7 @@ class _Ledger:
 
     counts: Counter[str]  # valid rows per recorded status ('' for none yet)
     renews_at: float | None  # when the oldest send still in the window leaves it
+    last_sent: dict[str, float]  # per sender, its latest invitation in the window
 
 
 @dataclass
@@ -311,7 +312,11 @@ class Campaign:
             options,
             plan,
             work,
-            _Ledger(counts=counts, renews_at=state.next_renewal(clock() - window, window)),
+            _Ledger(
+                counts=counts,
+                renews_at=state.next_renewal(clock() - window, window),
+                last_sent=state.last_sent(clock() - window),
+            ),
             client,
             journal,
             clock=clock,
@@ -360,6 +365,7 @@ class Campaign:
         return summary
 
     async def _run(self, progress: Progress, summary: Summary) -> None:
+        now = self._clock()
         pacers = [
             SenderPacer(
                 s.sender_id,
@@ -367,6 +373,9 @@ class Campaign:
                 self.plan.window_seconds,
                 jitter=self.settings.pacing.jitter,
                 rng=self._rng,
+                first_delay=self._ledger.last_sent.get(s.sender_id, -math.inf)
+                + s.interval_seconds
+                - now,
             )
             for s in self.plan.senders
             if s.usable

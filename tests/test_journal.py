@@ -813,6 +813,23 @@ def test_used_capacity_is_a_rolling_window_over_all_lines(tmp_path: Path) -> Non
     assert state.next_renewal(T0 + 151, window_seconds=1000) is None
 
 
+def test_last_sent_is_each_senders_latest_capacity_line_in_the_window(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    now = fixed_clock()
+    with open_journal(path, now=now) as journal:
+        journal.append(rec(1, "sent", sender_id="a"))
+        now[0] = T0 + 10.25
+        journal.append(rec(2, "unknown", sender_id="a"))
+        journal.append(rec(3, "failed", sender_id="b"))  # did not leave: not a send
+        now[0] = T0 + 20
+        journal.append(rec(4, "pending", sender_id="b"))  # not yet an outcome
+        journal.append(rec(5, "sent", sender_id="c"))
+    state = load_journal(path)
+    assert state.last_sent(T0) == {"a": T0 + 10.25, "c": T0 + 20}
+    assert state.last_sent(T0 + 15) == {"c": T0 + 20}
+    assert state.last_sent(T0 + 21) == {}
+
+
 def test_used_capacity_reads_other_timestamp_forms_and_counts_undated(tmp_path: Path) -> None:
     path = tmp_path / "results.csv"
     path.write_text(

@@ -1126,3 +1126,20 @@ async def test_a_hand_written_results_file_matches_prospects_by_canonical_url(
     assert campaign.plan.already_done == 3
     assert invited(server) == {url(3): 1}
     assert summary.exit_code == 0
+
+
+async def test_a_new_run_keeps_the_spacing_from_the_last_runs_invitation(
+    sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    # Restarted right after an invitation left (a cron job, a Ctrl-C and a rerun), a
+    # sender waits out its interval instead of inviting again at once.
+    server = await sandbox(senders=roomy("a"))
+    input_path = prospects(tmp_path / "p.csv", 2)
+    results = tmp_path / "r.csv"
+    settings = settings_for(server, [("a", 4)], window=2.0)  # one every 0.5 s
+    _, first = await run_campaign(settings, input_path, results, limit=1)
+    assert first.this_run == {"sent": 1}
+    _, second = await run_campaign(settings, input_path, results)
+    assert second.this_run == {"sent": 1}
+    one, two = (i.created_at for i in server.state.invitations)
+    assert two - one >= 0.45
