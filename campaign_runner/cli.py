@@ -307,10 +307,11 @@ async def _run_campaign(
     import aiohttp
 
     from campaign_runner.runner import Campaign
-    from campaign_runner.sandbox import SandboxServer
 
     async with contextlib.AsyncExitStack() as stack:
         if sandbox:
+            from campaign_runner.sandbox import SandboxServer
+
             server = await stack.enter_async_context(SandboxServer(_sandbox_config(settings)))
             settings = _settings_for_sandbox(settings, server)
             out.info(f"sandbox: stand-in SendPilot server at {server.base_url} (loopback only)")
