@@ -33,7 +33,7 @@ import click
 
 from campaign_runner import __version__
 from campaign_runner.config import Secret, SenderSettings, Settings, find_config, load_settings
-from campaign_runner.errors import ApiError, AuthError, CampaignError, ConfigError
+from campaign_runner.errors import CampaignError
 
 if TYPE_CHECKING:
     # The sending stack (aiohttp, the runner, the sandbox) is imported by the commands
@@ -599,35 +599,25 @@ async def _sender_rows(settings: Settings) -> list[dict[str, Any]]:
 
     from campaign_runner.client import SendPilotClient
 
-    if settings.api.api_key is None:
-        raise ConfigError(
-            "environment", "SENDPILOT_API_KEY", "is not set (nor api.api_key in the config)"
-        )
+    settings.require_api_key()
     async with aiohttp.ClientSession() as session:
-        client = SendPilotClient(
-            session, settings.api.base_url, settings.api.api_key, settings.api.timeout_seconds
-        )
+        client = SendPilotClient.from_settings(session, settings)
         infos = await client.senders()
-        try:
-            quotas = await client.quotas()
-        except AuthError:
-            raise
-        except ApiError:
-            quotas = {}
+        quotas, why = await client.quotas_if_available()
+    if why:
+        click.echo(f"warning: quotas unavailable ({why})", err=True)
     rows = []
     for info in infos:
         quota = quotas.get(info.id)
         configured = settings.sender(info.id)
-        limit = quota.limit if quota and quota.limit is not None else None
-        remaining = quota.remaining if quota else None
         rows.append(
             {
                 "id": info.id,
                 "name": info.name,
                 "status": info.status,
                 "premium": info.premium,
-                "limit": limit,
-                "remaining": remaining,
+                "limit": quota.limit if quota else None,
+                "remaining": quota.remaining if quota else None,
                 "resets_at": quota.resets_at if quota else None,
                 "configured_daily_limit": configured.daily_limit if configured else None,
             }

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from campaign_runner.config import Secret
+from campaign_runner.config import Secret, Settings
 from campaign_runner.errors import ApiError, AuthError
 
 
@@ -89,6 +89,12 @@ class SendPilotClient:
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=timeout_seconds, sock_read=timeout_seconds
         )
+
+    @classmethod
+    def from_settings(cls, session: aiohttp.ClientSession, settings: Settings) -> SendPilotClient:
+        """A client for the configured API; :class:`ConfigError` when no key is set."""
+        api = settings.api
+        return cls(session, api.base_url, settings.require_api_key(), api.timeout_seconds)
 
     async def connect(self, sender_id: str, linkedin_url: str, note: str | None) -> ConnectResult:
         """Send one connection request and classify whatever happens."""
@@ -166,6 +172,16 @@ class SendPilotClient:
                 resets_at=str(conn["resetsAt"]) if conn.get("resetsAt") else None,
             )
         return out
+
+    async def quotas_if_available(self) -> tuple[dict[str, Quota], str]:
+        """:meth:`quotas`, or ``({}, why)`` when the route fails: the quotas are a second
+        opinion on capacity, so only a rejected key (:class:`AuthError`) stops the caller."""
+        try:
+            return await self.quotas(), ""
+        except AuthError:
+            raise
+        except ApiError as exc:
+            return {}, str(exc)
 
     async def _get_json(self, path: str) -> Any:
         try:

@@ -93,6 +93,14 @@ class Settings:
     def sender(self, sender_id: str) -> SenderSettings | None:
         return next((s for s in self.senders if s.id == sender_id), None)
 
+    def require_api_key(self) -> Secret:
+        """The API key, or a :class:`ConfigError` saying where it is looked for."""
+        if self.api.api_key is None:
+            raise ConfigError(
+                "environment", API_KEY_ENV, "is not set (nor api.api_key in the config)"
+            )
+        return self.api.api_key
+
 
 def find_config(explicit: Path | None, environ: Mapping[str, str] = os.environ) -> Path | None:
     """The config file to use: ``--config``, then ``$CAMPAIGN_RUNNER_CONFIG``, then

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from campaign_runner.client import ConnectResult, ResultKind, SenderInfo, SendPilotClient
 from campaign_runner.config import Settings
-from campaign_runner.errors import ApiError, AuthError, ConfigError
+from campaign_runner.errors import ApiError, AuthError
 from campaign_runner.journal import (
     ALREADY_CONNECTED,
     CAPACITY_STATUSES,
@@ -168,6 +168,28 @@ class _Work:
     initial: str = ""  # its status in the results when the run started ('' for none)
     status: str = ""  # its status now, once this run recorded an outcome
 
+    def record(
+        self,
+        sender_id: str,
+        status: str,
+        *,
+        request_id: str = "",
+        error: str = "",
+        attempts: int = 0,
+        note_delivered: str = "",
+    ) -> JournalRecord:
+        """A results line for this row; ``attempts`` counts this run's, added to earlier ones."""
+        return JournalRecord(
+            row=self.row,
+            linkedin_url=self.url,
+            sender_id=sender_id,
+            status=status,
+            request_id=request_id,
+            error=error,
+            attempts=self.prior_attempts + attempts,
+            extra={"note_delivered": note_delivered},
+        )
+
 
 class Campaign:
     """One run of a campaign; build it with :meth:`prepare`."""
@@ -250,13 +272,9 @@ class Campaign:
 
         client = None
         if session is not None and settings.api.api_key is not None:
-            client = SendPilotClient(
-                session, settings.api.base_url, settings.api.api_key, settings.api.timeout_seconds
-            )
+            client = SendPilotClient.from_settings(session, settings)
         elif not options.dry_run:
-            raise ConfigError(
-                "environment", "SENDPILOT_API_KEY", "is not set (nor api.api_key in the config)"
-            )
+            settings.require_api_key()  # a real run needs the API: raises without a key
         warnings: list[str] = list(settings.warnings)
         window = settings.pacing.window_seconds
         used = Counter(state.used_capacity(clock() - window))
@@ -274,13 +292,10 @@ class Campaign:
             # sent as it is, so say so in the results rather than wait forever.
             journal.append_many(
                 [
-                    JournalRecord(
-                        w.row,
-                        w.url,
+                    w.record(
                         w.pinned,
                         FAILED,
                         error=f"sender_id {w.pinned!r} is not a sender of this workspace",
-                        attempts=w.prior_attempts,
                     )
                     for w in strays
                 ]
@@ -346,8 +361,9 @@ class Campaign:
     async def execute(self, progress: Progress | None = None) -> Summary:
         """Send what the plan allows now and return what happened.
 
-        Raises :class:`AuthError` if the API rejects the key mid-run: the run stops at
-        once, and the row that met the rejection is recorded ``deferred``.
+        Raises :class:`ApiError` (:class:`AuthError` for 401/403) when the API refuses the
+        run as a whole mid-way: the run stops at once, and the row that met the refusal is
+        recorded ``deferred``.
         """
         progress = progress or SilentProgress()
         summary = Summary(plan=self.plan)
@@ -441,36 +457,27 @@ class Campaign:
         sender_id = pacer.sender_id
         note_delivered = self._note_delivered(work.note, sender_id)
         await self._journal.append_async(
-            JournalRecord(
-                row=work.row,
-                linkedin_url=work.url,
-                sender_id=sender_id,
-                status=PENDING,
-                attempts=work.prior_attempts,
-                extra={"note_delivered": note_delivered},
-            )
+            work.record(sender_id, PENDING, note_delivered=note_delivered)
         )
         async with run.http:
             result, attempt = await self._attempt(work, sender_id, run)
         if result is None:
             pacer.refund()
-            status, error = DEFERRED, "stopped before sending"
-            result = ConnectResult(ResultKind.NOT_SENT)
+            status, error, request_id = DEFERRED, "stopped before sending", ""
         else:
             status, error = self._outcome(result, pacer, run)
+            request_id = result.request_id
         work.status = status
         if status in CAPACITY_STATUSES and self._first_send_at is None:
             self._first_send_at = self._clock()
         run.journal_later(
-            JournalRecord(
-                row=work.row,
-                linkedin_url=work.url,
-                sender_id=sender_id,
-                status=status,
-                request_id=result.request_id,
+            work.record(
+                sender_id,
+                status,
+                request_id=request_id,
                 error=error,
-                attempts=work.prior_attempts + attempt,
-                extra={"note_delivered": note_delivered if status == SENT else ""},
+                attempts=attempt,
+                note_delivered=note_delivered if status == SENT else "",
             )
         )
         return status
@@ -708,13 +715,9 @@ async def _plan_senders(
             for s in settings.senders
         ]
     infos = {s.id: s for s in await client.senders()}
-    try:
-        quotas = await client.quotas()
-    except AuthError:
-        raise
-    except ApiError as exc:
-        warnings.append(f"quotas unavailable, using configured limits only ({exc})")
-        quotas = {}
+    quotas, why = await client.quotas_if_available()
+    if why:
+        warnings.append(f"quotas unavailable, using configured limits only ({why})")
     wanted = [s.id for s in settings.senders] if settings.senders else list(infos)
     plans = []
     for sender_id in wanted:
