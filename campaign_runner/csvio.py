@@ -10,15 +10,15 @@ execute, and ``row``/``attempts`` columns must stay numeric.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    # Only for annotations: `validate` uses escape_cell and must not pay for importing pandas.
-    import pandas as pd
+# The one definition of a risky cell; the vectorised writers (journal, validation report)
+# build their patterns from these.
+FORMULA_FIRST_CHARS = "=+-@\t\r"
+PLAIN_NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
+FORMULA_START_CLASS = "[" + re.escape(FORMULA_FIRST_CHARS) + "]"
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-_DANGEROUS = r"^[=+\-@\t\r]"
+_FORMULA_START = tuple(FORMULA_FIRST_CHARS)
+_PLAIN_NUMBER = re.compile(PLAIN_NUMBER)
 
 
 def escape_cell(value: str) -> str:
@@ -26,12 +26,3 @@ def escape_cell(value: str) -> str:
     if value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
-
-
-def escape_series(values: pd.Series) -> pd.Series:
-    """Vectorised :func:`escape_cell` for a column of strings."""
-    text = values.astype(str)
-    risky = text.str.contains(_DANGEROUS, regex=True) & ~text.str.fullmatch(_PLAIN_NUMBER.pattern)
-    if not risky.any():
-        return text
-    return text.where(~risky, "'" + text)

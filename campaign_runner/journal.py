@@ -58,7 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from campaign_runner.csvio import escape_cell
+from campaign_runner.csvio import FORMULA_START_CLASS, PLAIN_NUMBER, escape_cell
 from campaign_runner.errors import JournalError, JournalLockedError
 
 JOURNAL_COLUMNS: tuple[str, ...] = (
@@ -102,8 +102,8 @@ ROW_VERDICTS: frozenset[str] = frozenset({INVALID, DUPLICATE})
 _REQUIRED = ("linkedin_url", "status")
 _INT_COLUMNS = ("row", "attempts")
 _CANONICAL_TS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
-_ESCAPED = r"^'[=+\-@\t\r]"
-_ESCAPED_NUMBER = r"^'[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+_ESCAPED = "^'" + FORMULA_START_CLASS
+_ESCAPED_NUMBER = "^'" + PLAIN_NUMBER + "$"
 # A torn record is one record: a "torn" tail larger than this is a broken quote instead.
 _MAX_TORN_BYTES = 1 << 20
 _RECORD_START = re.compile(rb"\n\d+,https?://")
@@ -275,7 +275,7 @@ def _quote(cell: str) -> str:
 
 
 # A cell matching this may need an apostrophe (csvio.escape_cell) or quotes (_quote).
-_NEEDS_CARE = re.compile(r'^[=+\-@\t\r]|[,"\n\r]')
+_NEEDS_CARE = re.compile("^" + FORMULA_START_CLASS + r'|[,"\n\r]')
 _NEEDS_QUOTES = re.compile(r'[,"\n\r]')
 
 

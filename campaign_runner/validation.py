@@ -55,6 +55,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from campaign_runner.csvio import FORMULA_FIRST_CHARS, escape_cell
 from campaign_runner.prospects import Prospects, load_prospects
 
 if TYPE_CHECKING:
@@ -74,8 +75,6 @@ REPORT_COLUMNS = ("row", "linkedin_url", "status", "reason", "warning")
 _T = TypeVar("_T")
 StrArray: TypeAlias = pa.Array | pa.ChunkedArray
 STATUSES = (STATUS_VALID, STATUS_INVALID, STATUS_DUPLICATE)
-# Cells starting with one of these may be formulas (see csvio; a test keeps both in step).
-FORMULA_FIRST_CHARS = "=+-@\t\r"
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
 _LINKEDIN_HOST = re.compile(r"(?:(?:www|m|[a-z]{2})\.)?linkedin\.com")
 _MEMBER_ID = ("acoaa", "acwaa")
@@ -553,7 +552,7 @@ _LOWER_BYTE[ord("A") : ord("Z") + 1] += 32
 _FIVE = np.arange(5)
 _PERCENT_HIGH = {b: f"%{b:02X}" for b in range(0x80, 0x100)}
 _MEMBER_ID_BYTES = [np.frombuffer(p.encode("ascii"), np.uint8) for p in _MEMBER_ID]
-_FORMULA_BYTE = _byte_table(FORMULA_FIRST_CHARS)
+_FORMULA_BYTE = _byte_table(FORMULA_FIRST_CHARS)  # cells a spreadsheet may execute
 
 
 # -- a whole file -----------------------------------------------------------------------
@@ -671,11 +670,6 @@ def check_file(
         Path(path), url_column=url_column, note_column=note_column, all_columns=False
     )
     return check_prospects(prospects)
-
-
-def validate_prospects(prospects: Prospects) -> ValidationResult:
-    """Validate loaded :class:`Prospects` (see :func:`validate_file`)."""
-    return check_prospects(prospects).result()
 
 
 def check_prospects(prospects: Prospects) -> Verdicts:
@@ -830,8 +824,6 @@ def _escaped(chunks: list[pa.Array]) -> list[pa.Array]:
             first = data[np.minimum(offsets[:-1], len(data) - 1)]
             risky = (offsets[1:] > offsets[:-1]) & _FORMULA_BYTE[first]
         if risky.any():
-            from campaign_runner.csvio import escape_cell
-
             mask = _arrow(risky)
             fixed = [escape_cell(v) for v in values.filter(mask).to_pylist()]
             values = pc.replace_with_mask(values, mask, _strings(fixed))
