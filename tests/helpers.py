@@ -8,8 +8,9 @@ import asyncio
 import csv
 import json
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,19 @@ def naughty_strings() -> list[str]:
     """Every string of the Big List of Naughty Strings."""
     strings = json.loads(BLNS.read_text(encoding="utf-8"))
     return [s for s in strings if isinstance(s, str)]
+
+
+async def until(
+    condition: Callable[[], bool],
+    timeout: float = 5.0,
+    gave_up: Callable[[], bool] = lambda: False,
+) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` s or once ``gave_up()``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if gave_up() or time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
 
 
 RESULTS_HEADER = [*JOURNAL_COLUMNS, "note_delivered"]

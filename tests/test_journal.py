@@ -220,7 +220,8 @@ def test_cells_a_spreadsheet_would_run_are_escaped_on_disk(tmp_path: Path, value
     path = tmp_path / "results.csv"
     with open_journal(path) as journal:
         journal.append(rec(1, "failed", sender_id=value, error=value, request_id=value))
-    line = path.read_text(encoding="utf-8").split("\n", 1)[1]
+    # Bytes, not text mode: reading text would turn a bare "\r" into "\n".
+    line = path.read_bytes().decode("utf-8").split("\n", 1)[1]
     assert value not in line.replace("'" + value, "")  # every occurrence is escaped
     got = load_journal(path).latest.iloc[0]
     assert (got["sender_id"], got["error"], got["request_id"]) == (value, value, value)

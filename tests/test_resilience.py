@@ -23,6 +23,7 @@ from helpers import (
     prospects,
     run_campaign,
     settings_for,
+    until,
     url,
     write_config,
 )
@@ -70,12 +71,11 @@ async def finish(process: asyncio.subprocess.Process, timeout: float = 20) -> tu
 
 async def wait_for(condition: Callable[[], bool], process: asyncio.subprocess.Process) -> None:
     """Poll ``condition`` until it holds; fail if the process ends or 20 s pass first."""
-    deadline = time.monotonic() + 20
-    while not condition():
-        if process.returncode is not None or time.monotonic() > deadline:
-            out, err = await finish(process)
-            raise AssertionError(f"the run ended or stalled first:\n{out}\n{err}")
-        await asyncio.sleep(0.005)
+    try:
+        await until(condition, timeout=20, gave_up=lambda: process.returncode is not None)
+    except AssertionError:
+        out, err = await finish(process)
+        raise AssertionError(f"the run ended or stalled first:\n{out}\n{err}") from None
 
 
 async def read_until(process: asyncio.subprocess.Process, marker: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import FakeClock, SandboxFactory
+from helpers import until
 
 from campaign_runner.sandbox import (
     FaultPlan,
@@ -291,10 +292,7 @@ async def test_stop_releases_a_hanging_request(
     request = asyncio.create_task(
         post(http, server, body(), timeout=aiohttp.ClientTimeout(total=10))
     )
-    for _ in range(200):
-        if server.state.invitations:
-            break
-        await asyncio.sleep(0.005)
+    await until(lambda: bool(server.state.invitations))
     assert len(server.state.invitations) == 1
     started = time.monotonic()
     await server.stop()
@@ -310,15 +308,13 @@ async def test_stop_cuts_latency_short(
     request = asyncio.create_task(
         post(http, server, body(), timeout=aiohttp.ClientTimeout(total=10))
     )
-    for _ in range(200):
-        if server.state.counters[("connect", "fault:latency")]:
-            break
-        await asyncio.sleep(0.005)
+    await until(lambda: bool(server.state.counters[("connect", "fault:latency")]))
     started = time.monotonic()
     await server.stop()
     assert time.monotonic() - started < 1.0
     # The handler finished its work when released; the client may or may not get the answer.
     await asyncio.gather(request, return_exceptions=True)
+    assert len(server.state.invitations) == 1
 
 
 @pytest.mark.parametrize(
