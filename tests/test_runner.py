@@ -511,7 +511,10 @@ async def test_a_retry_after_longer_than_max_delay_stops_the_run_for_later(
     results = tmp_path / "r.csv"
     started = time.monotonic()
     _, summary = await run_campaign(
-        settings_for(server, [("a", 100)], window=0.3, max_delay=5), input_path, results
+        # One request at a time, so that no other row is already on the wire.
+        settings_for(server, [("a", 100)], window=0.3, max_delay=5, concurrency=1),
+        input_path,
+        results,
     )
     assert time.monotonic() - started < 2
     assert summary.exit_code == 3
