@@ -23,7 +23,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import aiohttp
 import pyarrow as pa
@@ -51,7 +51,6 @@ from campaign_runner.validation import STATUS_VALID, Verdicts, check_file
 
 EXTRA_COLUMNS = ("note_delivered",)
 PLAN_PROBLEMS = 10  # problem rows shown in a plan; `validate` lists them all
-T = TypeVar("T")
 
 
 class Progress(Protocol):
@@ -459,8 +458,15 @@ class Campaign:
         await self._journal.append_async(
             work.record(sender_id, PENDING, note_delivered=note_delivered)
         )
-        async with run.http:
-            result, attempt = await self._attempt(work, sender_id, run)
+        result, attempt = None, 0
+        # A row whose pending line is durable but whose request has no slot yet is
+        # deferred at once on a stop, so that a second Ctrl-C leaves only requests that
+        # may really have left in doubt.
+        if await _take_unless_stopped(run.http, self._stop):
+            try:
+                result, attempt = await self._attempt(work, sender_id, run)
+            finally:
+                run.http.release()
         if result is None:
             pacer.refund()
             status, error, request_id = DEFERRED, "stopped before sending", ""
@@ -493,12 +499,10 @@ class Campaign:
         while True:
             # The API's own rate limit concerns the key, so it pauses every sender,
             # first attempts included.
+            if run.backoff.paused:
+                await _unless_stopped(run.backoff.wait(), self._stop)
             if self._stop.is_set():
                 return result, attempt
-            if run.backoff.paused:
-                completed, _ = await _unless_stopped(run.backoff.wait(), self._stop)
-                if not completed:
-                    return result, attempt
             attempt += 1
             result = await self._client.connect(sender_id, work.url, work.note or None)
             if result.kind is ResultKind.RATE_LIMITED:
@@ -512,10 +516,9 @@ class Campaign:
             if not self._policy.should_retry(result, attempt):
                 return result, attempt
             if result.kind is not ResultKind.RATE_LIMITED:
-                wait = self._policy.delay(result, attempt)
-                completed, _ = await _unless_stopped(asyncio.sleep(wait), self._stop)
-                if not completed:
-                    return result, attempt
+                await _unless_stopped(
+                    asyncio.sleep(self._policy.delay(result, attempt)), self._stop
+                )
 
     def _outcome(self, result: ConnectResult, pacer: SenderPacer, run: _Run) -> tuple[str, str]:
         """The journal status and error text for a final result; gives back the sender's
@@ -668,26 +671,33 @@ class _Run:
 
 
 async def _unless_stopped(
-    awaitable: Coroutine[object, object, T], stop: asyncio.Event
-) -> tuple[bool, T | None]:
-    """Await ``awaitable`` unless a stop is requested first.
+    awaitable: Coroutine[object, object, object], stop: asyncio.Event
+) -> bool:
+    """Await ``awaitable`` unless a stop is requested first; whether it completed.
 
-    Returns ``(True, result)`` when it completed, ``(False, None)`` when the stop came
-    first (the awaitable is then cancelled, so a pacer gives its reserved slot back).
+    When the stop comes first the awaitable is cancelled, unless it completed in the same
+    instant: a semaphore it acquired is then held, and the caller must release it.
     """
     if stop.is_set():
         awaitable.close()
-        return False, None
+        return False
     task = asyncio.ensure_future(awaitable)
     stopper = asyncio.ensure_future(stop.wait())
-    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        stopper.cancel()
-        return True, task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return False, None
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return task.done() and not task.cancelled()
+
+
+async def _take_unless_stopped(slots: asyncio.Semaphore, stop: asyncio.Event) -> bool:
+    """Acquire ``slots`` unless a stop comes first; ``True`` when held."""
+    if not slots.locked():
+        await slots.acquire()  # free now: no need to race the stop
+        return True
+    return await _unless_stopped(slots.acquire(), stop)
 
 
 # -- planning helpers ---------------------------------------------------------------

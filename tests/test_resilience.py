@@ -185,6 +185,9 @@ async def test_a_second_sigint_quits_at_once_and_loses_nothing(
     await wait_for(lambda: connects(server) >= 4, process)
     process.send_signal(signal.SIGINT)
     await read_until(process, "stopping")
+    # Rows that were queued behind the four requests are deferred by the first Ctrl-C;
+    # once their lines are durable, only the four requests on the wire remain pending.
+    await wait_for(lambda: len(load_journal(results).pending()) == 4, process)
     process.send_signal(signal.SIGINT)
     second = time.monotonic()
     await finish(process)

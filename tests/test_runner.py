@@ -695,7 +695,10 @@ async def test_a_rejected_key_mid_run_stops_at_once(
     assert server.api_key not in str(caught.value)
     assert connect_requests(server) == 3
     counts = final_counts(results)
-    assert counts == {"sent": 2, "deferred": 1}  # no row burnt as failed
+    # No row burnt as failed. The next row may already have had its pending line (it is
+    # then deferred too) when the refusal came: that depends on timing, not on the rule.
+    assert counts["sent"] == 2
+    assert set(counts) == {"sent", "deferred"}
     assert latest(results)[url(2)]["status"] == "deferred"
 
     # With the key fixed (the fault fired on request 3 only), the next run picks up.
