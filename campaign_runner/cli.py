@@ -466,6 +466,8 @@ class _Output:
     def plan(self, plan: Plan) -> None:
         for warning in plan.warnings:
             self.warn(warning)
+        if plan.repaired:
+            self.warn(plan.repaired)
         if plan.recovered_pending:
             self.warn(
                 f"{plan.recovered_pending} rows were being sent when the last run stopped; "

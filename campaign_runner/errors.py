@@ -7,7 +7,8 @@ The tree::
     │   └── ColumnNotFoundError   no URL (or named) column; lists the columns found
     ├── ConfigError               the YAML config or environment is wrong (exit 2)
     ├── JournalError              the results file cannot be read or written (exit 2)
-    │   └── JournalLockedError    another run holds the results file's lock
+    │   ├── JournalLockedError    another run holds the results file's lock
+    │   └── JournalDisplacedError the results file was replaced or deleted mid-run
     └── ApiError                  the SendPilot API refused the whole run
         └── AuthError             401/403: bad key or missing scope (exit 2)
 
@@ -63,6 +64,10 @@ class JournalError(CampaignError):
 
 class JournalLockedError(JournalError):
     """Another process is running a campaign on the same results file."""
+
+
+class JournalDisplacedError(JournalError):
+    """The results file's path stopped naming the file the run locked and writes."""
 
 
 class ApiError(CampaignError):

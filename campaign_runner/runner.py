@@ -124,6 +124,7 @@ class Plan:
     windows_needed: int | None  # capacity windows to send everything (None: never)
     warnings: tuple[str, ...] = ()
     recovered_pending: int = 0  # rows left `pending` by a crash, now recorded `unknown`
+    repaired: str = ""  # an unfinished last line an interrupted run left, now cut off
     problems: tuple[tuple[int, str], ...] = ()  # the first invalid/duplicate rows: (row, reason)
 
 
@@ -263,7 +264,7 @@ class Campaign:
         clock: Callable[[], float],
         rng: random.Random,
     ) -> Campaign:
-        state = load_journal(options.results_path)
+        state = journal.state if journal is not None else load_journal(options.results_path)
         recovered = _recover_pending(state, journal)
         is_valid = pc.equal(validation.table["status"], STATUS_VALID)
         if journal is not None:
@@ -317,6 +318,7 @@ class Campaign:
             windows_needed=_windows_needed(len(work), senders, now),
             warnings=tuple(warnings),
             recovered_pending=len(recovered),
+            repaired=state.repair,
             problems=tuple(
                 (p["row"], p["reason"]) for p in validation.problems(limit=PLAN_PROBLEMS)
             ),

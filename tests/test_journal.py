@@ -19,7 +19,6 @@ from helpers import naughty_strings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from campaign_runner import journal as journal_module
 from campaign_runner.csvio import escape_cell
 from campaign_runner.errors import JournalError, JournalLockedError
 from campaign_runner.journal import (
@@ -32,6 +31,11 @@ from campaign_runner.journal import (
     format_timestamp,
     load_journal,
 )
+from campaign_runner.journal import format as journal_format
+from campaign_runner.journal import reader as journal_reader
+from campaign_runner.journal import state as journal_state
+from campaign_runner.journal import writer as journal_writer
+from campaign_runner.journal.format import LineEncoder
 
 HEADER = ",".join(JOURNAL_COLUMNS) + "\n"
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -62,7 +66,7 @@ def roundtrip(tmp_path: Path, records: list[JournalRecord]) -> list[dict[str, ob
         journal.append_many(records)
     state = load_journal(path)
     assert state.lines == len(records)
-    assert not state.torn_last_line
+    assert not state.repair
     return state.latest.to_dict("records")
 
 
@@ -166,8 +170,8 @@ def test_file_format_is_utf8_lf_and_minimal_quoting(tmp_path: Path) -> None:
     ).encode("utf-8")
 
 
-def careful_encoding(journal: Journal, records: list[JournalRecord]) -> bytes:
-    return journal_module._encode_rows([journal._cells(r) for r in records])
+def careful_encoding(journal: LineEncoder, records: list[JournalRecord]) -> bytes:
+    return journal_format.encode_rows([journal._cells(r) for r in records])
 
 
 @pytest.mark.parametrize("extra", [(), ("note_delivered",), ("note_delivered", "=odd")])
@@ -195,9 +199,9 @@ def test_fast_encoder_writes_what_the_careful_one_writes(extra: tuple[str, ...])
     ]
     columns = (*JOURNAL_COLUMNS, *extra)
 
-    def encoder() -> Journal:
+    def encoder() -> LineEncoder:
         ticks = iter(readings * len(records))
-        return Journal(Path("x"), -1, columns, False, lambda: next(ticks))
+        return LineEncoder(Path("x"), columns, lambda: next(ticks))
 
     one_by_one = encoder()
     fast = b"".join(one_by_one.encode([r]) for r in records)
@@ -239,7 +243,7 @@ def test_load_undoes_exactly_what_escape_cell_did(value: str) -> None:
     if value.startswith("'") and escape_cell(value[1:]) == value:
         return  # the one documented ambiguity: an apostrophe the writer could have added
     escaped = pa.array([escape_cell(value)])
-    assert journal_module._unescape(escaped).to_pylist() == [value]
+    assert journal_reader._unescape(escaped).to_pylist() == [value]
 
 
 # --------------------------------------------------------------------------- latest wins
@@ -367,13 +371,13 @@ def test_resume_questions_never_build_the_pandas_latest(
         journal.append(rec(3, "unknown"))
     state = load_journal(path)
     built: list[int] = []
-    real = journal_module._latest
+    real = journal_state._latest
 
     def counting(table: pa.Table) -> pd.DataFrame:
         built.append(table.num_rows)
         return real(table)
 
-    monkeypatch.setattr(journal_module, "_latest", counting)
+    monkeypatch.setattr(journal_state, "_latest", counting)
     assert state.lookup(pa.array([url(1), url(3)]))[0].to_pylist() == ["pending", "unknown"]
     assert state.used_capacity(T0) == {"s1": 2}
     assert state.next_renewal(T0, 60) == T0 + 60
@@ -391,7 +395,7 @@ def test_missing_or_empty_file_is_an_empty_state(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_bytes(b"")
     for name in ("missing.csv", "empty.csv"):
         state = load_journal(tmp_path / name)
-        assert (state.lines, state.torn_last_line, len(state.latest)) == (0, False, 0)
+        assert (state.lines, state.repair, len(state.latest)) == (0, "", 0)
         assert list(state.latest.columns) == list(JOURNAL_COLUMNS)
         assert state.used_capacity(0) == {}
         assert state.pending().empty
@@ -469,33 +473,96 @@ def torn_cuts() -> list[int]:
 
 
 def open_journal_bytes(records: list[JournalRecord]) -> bytes:
-    return Journal.encode(_encoder(), records)
+    return _encoder().encode(records)
 
 
-def _encoder() -> Journal:
-    # encode() needs only the columns and the clock; no file is touched.
-    return Journal(Path("x"), -1, JOURNAL_COLUMNS, False, lambda: T0)
+def _encoder() -> LineEncoder:
+    return LineEncoder(Path("x"), JOURNAL_COLUMNS, lambda: T0)
 
 
 @pytest.mark.parametrize("cut", torn_cuts())
 def test_torn_last_line_is_ignored_then_cut_on_open(tmp_path: Path, cut: int) -> None:
+    # As the runner writes: a durable `pending` line, then the outcome, torn by a crash.
     path = tmp_path / "results.csv"
     with open_journal(path) as journal:
-        journal.append_many([rec(1, "sent"), rec(2, "pending")])
+        journal.append_many([rec(1, "sent"), rec(2, "pending"), rec(7, "pending")])
     with path.open("ab") as f:
         f.write(open_journal_bytes([LAST])[:cut])
 
     state = load_journal(path)
-    assert state.torn_last_line
-    assert state.lines == 2
-    assert dict(state.status_by_url()) == {url(1): "sent", url(2): "pending"}
+    assert state.repair.startswith(f"{path}:5: removed ")
+    assert state.lines == 3
+    assert dict(state.status_by_url()) == {url(1): "sent", url(2): "pending", url(7): "pending"}
 
     with open_journal(path) as journal:
+        assert journal.state.repair == state.repair  # what it found, before it cut
         journal.append(rec(2, "sent"))
     state = load_journal(path)
-    assert not state.torn_last_line
-    assert state.lines == 3
-    assert dict(state.status_by_url()) == {url(1): "sent", url(2): "sent"}
+    assert not state.repair
+    assert state.lines == 4
+    assert state.status_by_url()[url(2)] == "sent"
+
+
+@pytest.mark.parametrize("cut", [1, 5, 20, 60])
+def test_a_torn_pending_line_is_cut_its_request_never_left(tmp_path: Path, cut: int) -> None:
+    path = tmp_path / "results.csv"
+    with open_journal(path, extra_columns=RUNNER_EXTRA) as journal:
+        journal.append(rec(1, "sent"))
+        torn = journal.encode([rec(7, "pending")])[:cut]
+    kept = path.read_bytes()
+    path.write_bytes(kept + torn)
+    with open_journal(path, extra_columns=RUNNER_EXTRA) as journal:
+        assert journal.state.repair
+    assert path.read_bytes() == kept
+
+
+RUNNER_EXTRA = ("note_delivered",)  # the runner's results files have nine columns
+TAILS = [
+    # A hand-added line without its last field (note_delivered) and without a newline.
+    (
+        "7,https://www.linkedin.com/in/person-7,s1,sent,conn_7,,1,2027-01-15T08:00:00.000Z",
+        "a 'sent' line with no 'pending' line for that profile before it",
+    ),
+    # Two fields missing, as a person typing it would leave it.
+    ("7,https://www.linkedin.com/in/person-7,s1,already_connected", "'already_connected' line"),
+    # A stray quote in the middle of a field: never what the encoder writes.
+    ('7,https://www.linkedin.com/in/person-7,s1,sent,conn"7,,1', 'a quote (") in the middle'),
+    # An opening quote that is never closed, on a line a person added.
+    ('7,https://www.linkedin.com/in/person-7,s1,sent,"conn_7,,1\n', "'sent' line with no"),
+    ("7,https://www.linkedin.com/in/Person-7/,s1,sen", "is not in the form campaign-runner"),
+    ("seven,https://www.linkedin.com/in/person-7,s1", "row 'seven' is not a whole number"),
+    ("7,https://www.linkedin.com/in/person-7,s1,sent,c,,1,2027/01/1", "timestamp '2027/01/1'"),
+    ("7,https://www.linkedin.com/in/person-7,s1,done,c,,1", "unknown status 'done'"),
+]
+
+
+@pytest.mark.parametrize(("tail", "reason"), TAILS)
+def test_a_hand_written_last_line_is_refused_and_the_file_left_as_it_was(
+    tmp_path: Path, tail: str, reason: str
+) -> None:
+    path = tmp_path / "results.csv"
+    with open_journal(path, extra_columns=RUNNER_EXTRA) as journal:
+        journal.append_many([rec(1, "sent"), rec(2, "pending")])
+    path.write_bytes(path.read_bytes() + tail.encode("utf-8"))
+    before = path.read_bytes()
+    for read in (load_journal, open_journal):
+        with pytest.raises(JournalError) as caught:
+            read(path)
+        message = str(caught.value)
+        assert message.startswith(f"{path}:4: the last line is not a complete record")
+        assert reason in message
+        assert "\n" not in message  # one line
+    assert path.read_bytes() == before
+
+
+def test_an_outcome_line_cut_inside_its_url_is_ours_to_cut(tmp_path: Path) -> None:
+    # Cut before its URL ends, a line cannot say whom it records: whichever of our lines it
+    # was, cutting it loses nothing (a pending line's request had not left).
+    path = tmp_path / "results.csv"
+    with open_journal(path) as journal:
+        journal.append(rec(1, "sent"))
+    path.write_bytes(path.read_bytes() + b"7,https://www.linkedin.com/in/pers")
+    assert load_journal(path).repair
 
 
 @pytest.mark.parametrize("cut", [1, 3])
@@ -507,7 +574,7 @@ def test_complete_last_line_without_newline_is_kept_and_terminated(
     path = tmp_path / "results.csv"
     path.write_bytes(HEADER.encode() + open_journal_bytes([rec(1), LAST])[:-cut])
     state = load_journal(path)
-    assert (state.lines, state.torn_last_line) == (2, False)
+    assert (state.lines, state.repair) == (2, "")
     assert state.latest["error"].tolist()[-1] == LAST.error
     assert state.latest["timestamp"].tolist()[-1] == format_timestamp(T0)[: 25 - cut]
     with open_journal(path) as journal:
@@ -518,7 +585,7 @@ def test_complete_last_line_without_newline_is_kept_and_terminated(
 def test_header_torn_while_creating_is_rewritten(tmp_path: Path) -> None:
     path = tmp_path / "results.csv"
     path.write_bytes(HEADER.encode()[:10])
-    assert load_journal(path).torn_last_line
+    assert load_journal(path).repair
     with open_journal(path) as journal:
         journal.append(rec(1))
     assert path.read_text(encoding="utf-8").startswith(HEADER)
@@ -701,7 +768,7 @@ async def test_write_errors_reach_every_waiting_caller(
     def disk_full(fd: int, data: bytes) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(journal_module, "_write_all", disk_full)
+    monkeypatch.setattr(journal_writer, "_write_all", disk_full)
     results = await asyncio.gather(
         *(journal.append_async(rec(i)) for i in range(5)), return_exceptions=True
     )
@@ -759,7 +826,7 @@ async def test_a_failed_nowait_record_surfaces_once_and_stops_the_journal(
     def disk_full(fd: int, data: bytes) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(journal_module, "_write_all", disk_full)
+    monkeypatch.setattr(journal_writer, "_write_all", disk_full)
     journal.append_nowait(rec(1))
     # Whether rec(2) shares the failed batch or follows it, its caller hears of the failure.
     with pytest.raises(JournalError, match="No space left on device"):

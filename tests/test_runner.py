@@ -38,10 +38,10 @@ from helpers import (
     write_prospects,
 )
 
-from campaign_runner import journal as journal_module
 from campaign_runner.config import ApiSettings, PacingSettings, Secret, SenderSettings, Settings
 from campaign_runner.errors import AuthError, JournalError, JournalLockedError
 from campaign_runner.journal import Journal, JournalRecord, load_journal
+from campaign_runner.journal import writer as journal_writer
 from campaign_runner.runner import Campaign, RunOptions
 from campaign_runner.sandbox import FaultRule, SandboxSender
 
@@ -1037,7 +1037,7 @@ async def test_a_journal_that_cannot_be_written_stops_the_run(
     # (not go on taking paced turns it cannot record), and nothing may leave unrecorded.
     server = await sandbox(senders=roomy("a", "b"))
     input_path = prospects(tmp_path / "p.csv", 20)
-    real_write = journal_module._write_all
+    real_write = journal_writer._write_all
     writes = 0
 
     def write_until_full(fd: int, data: bytes) -> None:
@@ -1047,7 +1047,7 @@ async def test_a_journal_that_cannot_be_written_stops_the_run(
             raise OSError(errno.ENOSPC, "No space left on device")
         real_write(fd, data)
 
-    monkeypatch.setattr(journal_module, "_write_all", write_until_full)
+    monkeypatch.setattr(journal_writer, "_write_all", write_until_full)
     started = time.monotonic()
     with pytest.raises((JournalError, OSError)):
         await run_campaign(

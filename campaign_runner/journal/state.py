@@ -1,0 +1,253 @@
+"""What a results file says: the latest line per prospect, and the lines that used capacity.
+
+Identity: ``linkedin_url`` is the prospect across runs; the latest line per URL wins.
+``invalid`` and ``duplicate`` are verdicts about a spreadsheet *row*, so they never hide a
+send outcome (``pending``/``sent``/``already_connected``/``failed``/``unknown``) of the same
+URL: a row that duplicates an already-sent prospect must not make that prospect look unsent.
+Lines with an empty ``linkedin_url`` (a cell that was not a URL at all) are keyed by ``row``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from campaign_runner.journal.format import (
+    CANONICAL_TS,
+    CAPACITY_STATUSES,
+    PENDING,
+    ROW_VERDICTS,
+    format_timestamp,
+    parse_timestamp,
+)
+
+
+@dataclass(frozen=True)
+class JournalState:
+    """What a results file says: the latest line per prospect, plus capacity accounting.
+
+    Every line is kept in Arrow; the pandas views are built on first use only, so a resume
+    that asks :meth:`lookup`, :meth:`used_capacity`, :meth:`next_renewal`, :meth:`pending`
+    and :attr:`problems` never converts the whole file to pandas.
+
+    ``latest`` has one line per ``linkedin_url`` (see the module docstring for the rule),
+    in file order of the winning line, with columns ``JOURNAL_COLUMNS`` plus any extra
+    columns, ``row``/``attempts`` as integers and every other column as strings.
+    ``problems`` holds every ``invalid``/``duplicate`` line (same columns), one per
+    (row, status, linkedin_url), the last one winning, so a rerun can skip recording them again.
+    """
+
+    path: Path
+    lines: int
+    # What reading set aside: an unfinished last line an interrupted run left, or ''.
+    repair: str
+    _table: pa.Table = field(repr=False)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self._table.column_names)
+
+    @cached_property
+    def latest(self) -> pd.DataFrame:
+        """One line per prospect as a DataFrame (built on first use, then kept)."""
+        return _latest(self._table)
+
+    @cached_property
+    def problems(self) -> pd.DataFrame:
+        """Every row verdict, one per (row, status, linkedin_url), the last one winning."""
+        verdicts: pd.DataFrame = self._table.filter(_is_verdict(self._table["status"])).to_pandas()
+        verdicts = verdicts.drop_duplicates(["row", "status", "linkedin_url"], keep="last")
+        return verdicts.reset_index(drop=True)
+
+    def status_by_url(self) -> pd.Series:
+        """Latest *send outcome* per ``linkedin_url``: a Series of statuses indexed by URL.
+
+        ``invalid``/``duplicate`` lines are left out: they judge a spreadsheet row, which the
+        runner re-validates on every run, and must not stop the prospect's own row from being
+        sent (a duplicate recorded before the original row was sent, a row fixed by hand).
+        Lines with an empty URL are left out too. Builds :attr:`latest`; prefer
+        :meth:`lookup` for large files.
+        """
+        latest = self.latest
+        keep = (latest["linkedin_url"] != "") & ~latest["status"].isin(sorted(ROW_VERDICTS))
+        known = latest[keep]
+        return pd.Series(known["status"].to_numpy(), index=known["linkedin_url"], name="status")
+
+    def lookup(self, urls: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+        """Latest send outcome of each URL: ``(statuses, attempts)``, aligned with ``urls``.
+
+        Same rule as :meth:`status_by_url` (row verdicts and empty URLs are not prospect
+        statuses); a URL without a send outcome (or null) gets ``""`` and ``0``. Computed in
+        Arrow with one hash lookup, so a million URLs against a million lines stay cheap.
+        """
+        if not pa.types.is_string(urls.type):
+            urls = pc.cast(urls, pa.string())
+        lines = self._outcome_lines_newest_first
+        # Newest first, so the first match (the one index_in reports) is the latest line.
+        found = pc.index_in(urls, value_set=_flat(self._table["linkedin_url"].take(lines)))
+        line = pc.take(lines, found)
+        statuses = pc.fill_null(pc.take(self._table["status"], line), "")
+        attempts = pc.fill_null(pc.take(self._table["attempts"], line), 0)
+        return _flat(statuses), _flat(attempts)
+
+    @cached_property
+    def _outcome_lines_newest_first(self) -> pa.Array:
+        # Lines that can be a prospect's status: a send outcome with a URL.
+        keep = pc.and_(
+            pc.invert(_is_verdict(self._table["status"])),
+            pc.not_equal(self._table["linkedin_url"], ""),
+        )
+        indices = np.flatnonzero(_to_numpy(keep))[::-1]
+        return pa.array(indices, pa.int64())
+
+    def pending(self) -> pd.DataFrame:
+        """Prospects whose latest line is ``pending``: a run stopped while they were in flight."""
+        table = self._table
+        status = table["status"]
+        candidates = np.flatnonzero(_to_numpy(pc.equal(status, PENDING)))
+        if len(candidates) == 0:
+            none: pd.DataFrame = table.slice(0, 0).to_pandas()
+            return none
+        # Only lines of the same prospects can outrank a pending line: look at those alone.
+        keys = _keys(table)
+        wanted = pc.unique(keys.take(pa.array(candidates)))
+        related = pc.and_(pc.is_in(keys, value_set=wanted), pc.invert(_is_verdict(status)))
+        lines = np.flatnonzero(_to_numpy(related))
+        # Send outcomes outrank verdicts, so the last related line per key is the latest.
+        last = pd.Series(lines).groupby(_to_numpy(keys.take(pa.array(lines))), sort=False).max()
+        winners = np.sort(last.to_numpy())
+        winners = winners[_to_numpy(pc.equal(status.take(pa.array(winners)), PENDING))]
+        pending: pd.DataFrame = table.take(pa.array(winners, pa.int64())).to_pandas()
+        return pending
+
+    def used_capacity(self, since_epoch: float, *, count_undated: bool = True) -> dict[str, int]:
+        """Per ``sender_id``, how many lines since ``since_epoch`` used capacity.
+
+        Counts every line (not only the latest) whose status is ``sent`` or ``unknown`` and
+        whose timestamp is at or after ``since_epoch`` (millisecond resolution). A line with
+        a missing or unreadable timestamp counts when ``count_undated`` (the default: never
+        push a sender past its limit because a date was lost).
+        """
+        keep = self._capacity_lines
+        senders = pc.filter(self._table["sender_id"], keep)
+        stamps = pc.filter(self._table["timestamp"], keep)
+        if len(stamps) == 0:
+            return {}
+        recent = _at_or_after(stamps, since_epoch, count_undated)
+        counts = pc.value_counts(pc.filter(senders, recent))
+        return {str(item["values"]): int(item["counts"]) for item in counts.to_pylist()}
+
+    def last_sent(self, since_epoch: float) -> dict[str, float]:
+        """Per ``sender_id``, when (epoch seconds) its latest capacity-using line at or
+        after ``since_epoch`` was written. Only the journal's own timestamps are read."""
+        keep = pc.and_(
+            self._capacity_lines, pc.match_substring_regex(self._table["timestamp"], CANONICAL_TS)
+        )
+        lines = pa.table(
+            {
+                "sender_id": pc.filter(self._table["sender_id"], keep),
+                "timestamp": pc.filter(self._table["timestamp"], keep),
+            }
+        )
+        since = format_timestamp(since_epoch)
+        latest = lines.group_by("sender_id").aggregate([("timestamp", "max")]).to_pylist()
+        return {
+            str(item["sender_id"]): parse_timestamp(str(item["timestamp_max"]))
+            for item in latest
+            if str(item["timestamp_max"]) >= since
+        }
+
+    @cached_property
+    def _capacity_lines(self) -> pa.Array:
+        return pc.is_in(self._table["status"], value_set=pa.array(sorted(CAPACITY_STATUSES)))
+
+    def next_renewal(self, since_epoch: float, window_seconds: float) -> float | None:
+        """When capacity next frees up: the oldest capacity-using line at or after
+        ``since_epoch`` plus ``window_seconds`` (epoch seconds), or None if there is none.
+
+        Lines without a readable timestamp never leave the window and are ignored here.
+        """
+        stamps = pc.filter(self._table["timestamp"], self._capacity_lines)
+        if len(stamps) == 0:
+            return None
+        recent = pc.filter(stamps, _at_or_after(stamps, since_epoch, count_undated=False))
+        if len(recent) == 0:
+            return None
+        # Canonical stamps sort as strings, so only their minimum needs parsing.
+        canonical = pc.match_substring_regex(recent, CANONICAL_TS)
+        candidates = pc.filter(recent, pc.invert(canonical)).to_pylist()
+        if pc.any(canonical).as_py():
+            candidates.append(pc.min(pc.filter(recent, canonical)).as_py())
+        parsed = pd.to_datetime(
+            pd.Series(candidates, dtype=object), utc=True, format="ISO8601", errors="coerce"
+        ).dropna()
+        if parsed.empty:
+            return None
+        oldest: pd.Timestamp = parsed.min()
+        return float(oldest.timestamp()) + window_seconds
+
+
+def _at_or_after(stamps: pa.Array, since_epoch: float, count_undated: bool) -> pa.Array:
+    # Canonical stamps compare as strings (fixed width, UTC); others are parsed.
+    canonical = pc.match_substring_regex(stamps, CANONICAL_TS)
+    result = pc.greater_equal(stamps, pa.scalar(format_timestamp(since_epoch)))
+    if pc.all(canonical).as_py():
+        return result
+    odd = np.flatnonzero(~canonical.to_numpy(zero_copy_only=False))
+    parsed = pd.to_datetime(
+        pd.Series(stamps.take(pa.array(odd)).to_pylist(), dtype=object),
+        utc=True,
+        format="ISO8601",
+        errors="coerce",
+    )
+    since = pd.Timestamp(int(since_epoch * 1000), unit="ms", tz="UTC")
+    odd_ok = np.where(parsed.isna().to_numpy(), count_undated, (parsed >= since).to_numpy())
+    values = result.to_numpy(zero_copy_only=False).copy()
+    values[odd] = odd_ok
+    return pa.array(values, pa.bool_())
+
+
+def _is_verdict(status: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    return pc.is_in(status, value_set=pa.array(sorted(ROW_VERDICTS)))
+
+
+def _to_numpy(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False))
+
+
+def _flat(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _keys(table: pa.Table) -> pa.ChunkedArray | pa.Array:
+    """The prospect key of each line: its URL, or its row when the URL is empty."""
+    url = table["linkedin_url"]
+    no_url = pc.equal(url, "")
+    if not pc.any(no_url).as_py():
+        return url
+    by_row = pc.binary_join_element_wise("\x00row", pc.cast(table["row"], pa.string()), "")
+    return pc.if_else(no_url, by_row, url)
+
+
+def _latest(table: pa.Table) -> pd.DataFrame:
+    """One line per prospect: the last send outcome, else the last row verdict."""
+    n = table.num_rows
+    # Lines without a URL cannot be a prospect: they are keyed by their spreadsheet row.
+    codes, uniques = pd.factorize(_keys(table).to_pandas(), sort=False)
+    verdict = _is_verdict(table["status"])
+    # A send outcome outranks a row verdict; among equals the later line wins.
+    score = np.arange(n, dtype=np.int64) + np.where(verdict.to_numpy(zero_copy_only=False), 0, n)
+    best = np.full(len(uniques), -1, dtype=np.int64)
+    np.maximum.at(best, codes, score)
+    if len(uniques) == n:  # one line per prospect: nothing to drop
+        latest: pd.DataFrame = table.to_pandas()
+        return latest
+    winners = np.sort(best % n) if n else best
+    latest = table.take(pa.array(winners)).to_pandas()
+    return latest
