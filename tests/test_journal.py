@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from campaign_runner.csvio import escape_cell
-from campaign_runner.errors import JournalError, JournalLockedError
+from campaign_runner.errors import JournalDisplacedError, JournalError, JournalLockedError
 from campaign_runner.journal import (
     FINAL_STATUSES,
     JOURNAL_COLUMNS,
@@ -914,3 +914,51 @@ def test_used_capacity_reads_other_timestamp_forms_and_counts_undated(tmp_path: 
     assert state.used_capacity(T0 + 1) == {"s": 4}
     assert state.used_capacity(T0 + 1, count_undated=False) == {"s": 2}
     assert state.next_renewal(T0, 60) == T0 + 60
+
+
+# --------------------------------------------------------------------------- displaced
+
+
+async def test_a_replaced_file_refuses_pending_lines_and_keeps_outcomes(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    journal = open_journal(path, extra_columns=RUNNER_EXTRA)
+    await journal.append_async(rec(1, "pending"))
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(path.read_bytes())
+    os.replace(copy, path)
+
+    journal.append_nowait(rec(1, "sent"))  # the outcome of a request already out
+    await journal.aflush()
+    with pytest.raises(JournalDisplacedError, match="was replaced while this run"):
+        await journal.append_async(rec(2, "pending"))  # a new request must not leave
+    with pytest.raises(JournalDisplacedError, match="appended to the new"):
+        await journal.aclose()
+    assert journal.closed
+    statuses = dict(load_journal(path).status_by_url())
+    assert statuses == {url(1): "sent"}
+
+
+async def test_a_deleted_file_is_restored_with_every_line(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    journal = open_journal(path)
+    journal.append(rec(0, "sent"))
+    await journal.append_async(rec(1, "pending"))
+    path.unlink()
+    journal.append_nowait(rec(1, "sent"))
+    with pytest.raises(JournalDisplacedError, match="was deleted.*restored at"):
+        await journal.aclose()
+    assert dict(load_journal(path).status_by_url()) == {url(0): "sent", url(1): "sent"}
+
+
+async def test_a_replacement_that_is_no_results_file_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    journal = open_journal(path)
+    await journal.append_async(rec(1, "pending"))
+    path.unlink()
+    path.write_bytes(b"name,company\nJane,Acme\n")
+    journal.append_nowait(rec(1, "sent"))
+    with pytest.raises(JournalDisplacedError, match=r"kept as .*results\.csv\.kept-") as caught:
+        await journal.aclose()
+    assert path.read_bytes() == b"name,company\nJane,Acme\n"
+    kept = Path(str(caught.value).split("kept as ")[1].split(":")[0])
+    assert dict(load_journal(kept).status_by_url()) == {url(1): "sent"}

@@ -208,3 +208,39 @@ async def test_a_second_sigint_quits_at_once_and_loses_nothing(
     } - in_flight
     await server.stop()
     assert server.state.duplicates() == {}
+
+
+@pytest.mark.parametrize("how", ["replaced", "deleted"])
+async def test_a_results_file_replaced_or_deleted_mid_run_loses_nothing(
+    sandbox: SandboxFactory, tmp_path: Path, how: str
+) -> None:
+    server = await slow_server(sandbox)
+    prospects(tmp_path / "p.csv", ROWS)
+    results = tmp_path / "p.results.csv"
+
+    process = await start_run(tmp_path, server)
+    await wait_for(lambda: connects(server) >= 6, process)
+    if how == "replaced":
+        # What `sed -i`, an editor's save or a sync client does: a new file renamed over.
+        edited = tmp_path / "p.results.csv.edit"
+        edited.write_bytes(results.read_bytes())
+        os.replace(edited, results)
+    else:
+        results.unlink()
+    out, err = await finish(process)
+
+    assert process.returncode == 2, out + err
+    message = err.strip().splitlines()[-1]
+    assert f"p.results.csv was {how} while this run was writing it" in message
+    assert len(server.state.invitations) < ROWS  # it stopped
+    # Every invitation made so far is in the file now at the path: nothing was lost.
+    recorded = {u for u, line in latest(results).items() if line["status"] == "sent"}
+    assert recorded == set(invited(server))
+    assert load_journal(results).pending().empty
+
+    again = await start_run(tmp_path, server)
+    out, err = await finish(again)
+    assert again.returncode == 0, out + err
+    assert invited(server) == {url(n): 1 for n in range(ROWS)}
+    assert server.state.duplicates() == {}
+    assert {line["status"] for line in latest(results).values()} == {"sent"}
