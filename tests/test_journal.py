@@ -945,7 +945,7 @@ async def test_a_deleted_file_is_restored_with_every_line(tmp_path: Path) -> Non
     await journal.append_async(rec(1, "pending"))
     path.unlink()
     journal.append_nowait(rec(1, "sent"))
-    with pytest.raises(JournalDisplacedError, match="was deleted.*restored at"):
+    with pytest.raises(JournalDisplacedError, match=r"was deleted.*restored at"):
         await journal.aclose()
     assert dict(load_journal(path).status_by_url()) == {url(0): "sent", url(1): "sent"}
 
