@@ -38,7 +38,7 @@ from campaign_runner.errors import CampaignError
 if TYPE_CHECKING:
     # The sending stack (aiohttp, the runner, the sandbox) is imported by the commands
     # that use it, so that `validate` on a large file starts fast.
-    from campaign_runner.runner import Campaign, Plan, Progress, RunOptions, Summary
+    from campaign_runner.campaign import Campaign, Plan, Progress, RunOptions, Summary
     from campaign_runner.sandbox import SandboxConfig, SandboxServer
     from campaign_runner.validation import Verdicts
 
@@ -196,10 +196,6 @@ def _validate_payload(
 # -- run, senders ---------------------------------------------------------------------
 
 
-def _results_default(input_path: Path) -> Path:
-    return input_path.with_name(f"{input_path.stem}.results.csv")
-
-
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config file.")
@@ -207,7 +203,8 @@ def _results_default(input_path: Path) -> Path:
     "--results",
     "results_path",
     type=click.Path(path_type=Path),
-    help="Results CSV (default: <input stem>.results.csv beside the input).",
+    help="Results CSV (default: <input stem>.results.csv beside the input; "
+    "<input stem>.sandbox.results.csv with --sandbox).",
 )
 @click.option("--sandbox", is_flag=True, help="Run against an embedded stand-in SendPilot server.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; send nothing, write nothing.")
@@ -254,7 +251,7 @@ def run(
     # asyncio is imported by the commands that use it: `validate` starts faster without.
     import asyncio
 
-    from campaign_runner.runner import RunOptions
+    from campaign_runner.campaign import RunOptions
 
     out = _Output(as_json)
     with user_errors():
@@ -263,13 +260,14 @@ def run(
         out.warn(warning)
     options = RunOptions(
         input_path=input_path,
-        results_path=results_path or _results_default(input_path),
+        results_path=results_path,
         url_column=url_column,
         note_column=note_column,
         limit=limit,
         retry_failed=retry_failed,
         retry_unknown=retry_unknown,
         dry_run=dry_run,
+        sandbox=sandbox,
     )
     resume = _resume_command(
         input_path, config_path, results_path, sandbox, url_column, note_column
@@ -306,7 +304,7 @@ async def _run_campaign(
 ) -> Summary:
     import aiohttp
 
-    from campaign_runner.runner import Campaign
+    from campaign_runner.campaign import Campaign
 
     async with contextlib.AsyncExitStack() as stack:
         if sandbox:
@@ -377,8 +375,8 @@ def _install_signal_handlers(campaign: Campaign, out: _Output) -> None:
 
 
 def _make_progress(kind: str) -> Progress:
+    from campaign_runner.engine import SilentProgress
     from campaign_runner.progress import BarProgress, LogProgress
-    from campaign_runner.runner import SilentProgress
 
     if kind == "bar":
         return BarProgress()
@@ -466,6 +464,11 @@ class _Output:
     def plan(self, plan: Plan) -> None:
         for warning in plan.warnings:
             self.warn(warning)
+        if plan.rehearsal:
+            self.info(
+                "rehearsal: invitations go to the stand-in server, not to LinkedIn; "
+                f"results in {plan.results_path}"
+            )
         if plan.repaired:
             self.warn(plan.repaired)
         if plan.recovered_pending:
@@ -777,6 +780,7 @@ def sandbox(
             webhook_secret=webhook_secret,
             accept_share=accept_share,
             accept_delay_seconds=accept_delay,
+            announce=True,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

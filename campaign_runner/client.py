@@ -67,11 +67,16 @@ class Quota:
     resets_at: str | None
 
 
+# The stand-in server marks every answer with it (campaign_runner.sandbox.app says why).
+STAND_IN_HEADER = "X-SendPilot-Stand-In"
+
+
 class SendPilotClient:
     """A thin, typed wrapper over one :class:`aiohttp.ClientSession`.
 
     The caller owns the session, so that connection pooling and its limits are decided
-    once, by the runner.
+    once, by the runner. :attr:`stand_in` turns true once an answer came from the stand-in
+    server rather than from SendPilot.
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class SendPilotClient:
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
+        self.stand_in = False
         self._headers = {"X-API-Key": api_key.reveal(), "Accept": "application/json"}
         # Separate connect and read timeouts, so that "never left" and "left, no answer"
         # raise different exceptions. A single total timeout could not tell them apart.
@@ -194,6 +200,7 @@ class SendPilotClient:
                 raw = await response.read()
                 status = response.status
                 location = response.headers.get("Location", "")
+                self.stand_in = self.stand_in or STAND_IN_HEADER in response.headers
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ApiError(f"GET {path}: cannot reach the API at {self._base} ({exc})") from None
         message = self._redact(_error_message(raw))

@@ -1,10 +1,9 @@
-"""Per-sender pacing and capacity accounting.
+"""Per-sender pacing, and the back-off shared by all senders.
 
-A sender's capacity for this run is the smaller of its own ceiling (``daily_limit`` minus
-what the results journal shows it sent in the last ``window_seconds``) and what the API's
-quota reports as remaining. That capacity is spread evenly over ``window_seconds`` by one
-:class:`aiolimiter.AsyncLimiter` per sender, allowing one invitation per interval: a
-sender never bursts, and never goes past its capacity, however many rows are waiting.
+A sender's capacity for this run (:mod:`campaign_runner.capacity`) is spread evenly over
+``window_seconds`` by one :class:`aiolimiter.AsyncLimiter` per sender, allowing one
+invitation per interval: a sender never bursts, and never goes past its capacity, however
+many rows are waiting.
 
 The API's own rate limits (429 with ``Retry-After``) pause *every* sender through one
 shared :class:`Backoff`, since they are about the key, not the LinkedIn account.
@@ -13,22 +12,12 @@ shared :class:`Backoff`, since they are about the key, not the LinkedIn account.
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections.abc import Awaitable, Callable
 
 from aiolimiter import AsyncLimiter
 
-
-def remaining_capacity(daily_limit: int, used_in_window: int, api_remaining: int | None) -> int:
-    """Invitations a sender may still send now: own ceiling, capped by the API's word."""
-    own = max(0, daily_limit - used_in_window)
-    return own if api_remaining is None else min(own, max(0, api_remaining))
-
-
-def pacing_interval(capacity: int, window_seconds: float) -> float:
-    """Seconds between two invitations of a sender that spreads ``capacity`` over a window."""
-    return window_seconds / capacity if capacity > 0 else math.inf
+from campaign_runner.capacity import pacing_interval
 
 
 class SenderPacer:

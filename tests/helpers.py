@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from campaign_runner.campaign import Campaign, RunOptions, Summary
 from campaign_runner.config import (
     ApiSettings,
     PacingSettings,
@@ -26,7 +27,6 @@ from campaign_runner.config import (
     Settings,
 )
 from campaign_runner.journal import JOURNAL_COLUMNS
-from campaign_runner.runner import Campaign, RunOptions, Summary
 from campaign_runner.sandbox import SandboxConfig, SandboxServer
 
 # The Big List of Naughty Strings (MIT licence, tests/data/blns.LICENSE), vendored so
@@ -53,7 +53,7 @@ async def until(
         await asyncio.sleep(0.005)
 
 
-RESULTS_HEADER = [*JOURNAL_COLUMNS, "note_delivered"]
+RESULTS_HEADER = [*JOURNAL_COLUMNS, "note_delivered", "api"]
 FINAL = {"sent", "already_connected", "failed", "unknown", "invalid", "duplicate"}
 
 

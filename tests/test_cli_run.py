@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from helpers import (
+    RESULTS_HEADER,
     ThreadedSandbox,
     connect_requests,
     final_counts,
@@ -359,9 +360,12 @@ def test_sandbox_demo_runs_offline_and_writes_results(tmp_path: Path) -> None:
     assert took < 10
     assert "sandbox:" in result.output
     assert "127.0.0.1" in result.output
-    results = tmp_path / "demo.results.csv"
+    # A rehearsal never writes the file a real run reads.
+    assert not (tmp_path / "demo.results.csv").exists()
+    results = tmp_path / "demo.sandbox.results.csv"
     counts = final_counts(results)
     assert counts == {"invalid": 1, "sent": 3}
+    assert {line["api"] for line in latest(results).values()} == {"sandbox"}
     assert all(line["sender_id"] for u, line in latest(results).items() if u.startswith("http"))
 
 
@@ -381,7 +385,7 @@ def test_sandbox_demo_on_the_sample_data(tmp_path: Path) -> None:
     result = invoke(["run", str(input_path), "--sandbox", "--config", str(config)], key=None)
     assert result.exit_code in (0, 1), result.output
     assert time.monotonic() - started < 30
-    counts = final_counts(tmp_path / "prospects.results.csv")
+    counts = final_counts(tmp_path / "prospects.sandbox.results.csv")
     assert counts["sent"] + counts["already_connected"] > 0
     assert not {"pending", "deferred"} & set(counts)
 
@@ -420,3 +424,87 @@ def test_senders_with_a_wrong_key_is_a_one_line_error(serve: Serve, tmp_path: Pa
     assert "401" in result.stderr
     assert KEY not in result.output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- rehearsals apart ---------------------------------------------------------------------
+
+
+def test_a_rehearsal_then_the_real_run_sends_every_row(serve: Serve, tmp_path: Path) -> None:
+    input_path = prospects(tmp_path / "p.csv", 5)
+    rehearsal = invoke(["run", str(input_path), "--sandbox"], key=None)
+    assert rehearsal.exit_code == 0, rehearsal.output
+    assert "rehearsal: invitations go to the stand-in server" in rehearsal.output
+    assert final_counts(tmp_path / "p.sandbox.results.csv") == {"sent": 5}
+
+    server = serve()
+    real = invoke(["run", str(input_path), "--config", str(config_for(tmp_path, server)), "-y"])
+    assert real.exit_code == 0, real.output
+    assert "0 already done" in real.output
+    assert invited(server) == {url(n): 1 for n in range(5)}
+    results = tmp_path / "p.results.csv"
+    assert final_counts(results) == {"sent": 5}
+    assert {line["api"] for line in latest(results).values()} == {"sendpilot"}
+
+
+def test_a_real_run_refuses_a_rehearsals_results(serve: Serve, tmp_path: Path) -> None:
+    input_path = prospects(tmp_path / "p.csv", 3)
+    assert invoke(["run", str(input_path), "--sandbox"], key=None).exit_code == 0
+    rehearsed = tmp_path / "p.sandbox.results.csv"
+    before = rehearsed.read_bytes()
+    server = serve()
+    config = config_for(tmp_path, server)
+    args = ["run", str(input_path), "--config", str(config), "--yes", "--results", str(rehearsed)]
+    result = invoke(args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {rehearsed} was written by a --sandbox rehearsal, whose invitations went to "
+        "the stand-in server, not to LinkedIn: give the real campaign its own results file "
+        "(leave out --results, or name another file)"
+    ]
+    assert rehearsed.read_bytes() == before
+    assert connect_requests(server) == 0
+
+
+def test_a_rehearsal_refuses_a_real_results_file(serve: Serve, tmp_path: Path) -> None:
+    input_path = prospects(tmp_path / "p.csv", 3)
+    server = serve()
+    config = config_for(tmp_path, server)
+    assert invoke(["run", str(input_path), "--config", str(config), "--yes"]).exit_code == 0
+    real = tmp_path / "p.results.csv"
+    before = real.read_bytes()
+    result = invoke(["run", str(input_path), "--sandbox", "--results", str(real)], key=None)
+    assert result.exit_code == 2, result.output
+    assert "holds real invitations (written without --sandbox)" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert real.read_bytes() == before
+
+
+def test_a_results_file_from_before_the_api_column_counts_as_real(
+    serve: Serve, tmp_path: Path
+) -> None:
+    input_path = prospects(tmp_path / "p.csv", 3)
+    results = tmp_path / "p.results.csv"
+    old_header = ",".join(RESULTS_HEADER[:-1])  # without `api`
+    results.write_text(
+        f"{old_header}\n2,{url(0)},a,sent,conn_0,,1,2026-11-01T10:00:00.000Z,yes\n",
+        encoding="utf-8",
+    )
+    sandbox_run = invoke(["run", str(input_path), "--sandbox", "--results", str(results)])
+    assert sandbox_run.exit_code == 2, sandbox_run.output
+    server = serve()
+    config = config_for(tmp_path, server)
+    real_run = invoke(["run", str(input_path), "--config", str(config), "--yes"])
+    assert real_run.exit_code == 0, real_run.output
+    assert invited(server) == {url(1): 1, url(2): 1}
+
+
+def test_a_stand_in_that_says_so_gets_rehearsal_results(serve: Serve, tmp_path: Path) -> None:
+    # `campaign-runner sandbox` announces itself: a config pointed at it is a rehearsal.
+    server = serve(announce=True)
+    input_path = prospects(tmp_path / "p.csv", 2)
+    result = invoke(["run", str(input_path), "--config", str(config_for(tmp_path, server)), "-y"])
+    assert result.exit_code == 0, result.output
+    assert "rehearsal:" in result.output
+    assert not (tmp_path / "p.results.csv").exists()
+    rehearsal = latest(tmp_path / "p.sandbox.results.csv")
+    assert {line["api"] for line in rehearsal.values()} == {"sandbox"}

@@ -379,8 +379,8 @@ def test_resume_questions_never_build_the_pandas_latest(
 
     monkeypatch.setattr(journal_state, "_latest", counting)
     assert state.lookup(pa.array([url(1), url(3)]))[0].to_pylist() == ["pending", "unknown"]
-    assert state.used_capacity(T0) == {"s1": 2}
-    assert state.next_renewal(T0, 60) == T0 + 60
+    assert state.capacity_lines().used(T0) == {"s1": 2}
+    assert state.capacity_lines().next_renewal(T0, 60) == T0 + 60
     assert state.pending()["linkedin_url"].tolist() == [url(1)]
     assert state.problems["row"].tolist() == [9]
     assert state.columns == JOURNAL_COLUMNS
@@ -397,7 +397,7 @@ def test_missing_or_empty_file_is_an_empty_state(tmp_path: Path) -> None:
         state = load_journal(tmp_path / name)
         assert (state.lines, state.repair, len(state.latest)) == (0, "", 0)
         assert list(state.latest.columns) == list(JOURNAL_COLUMNS)
-        assert state.used_capacity(0) == {}
+        assert state.capacity_lines().used(0) == {}
         assert state.pending().empty
 
 
@@ -873,12 +873,12 @@ def test_used_capacity_is_a_rolling_window_over_all_lines(tmp_path: Path) -> Non
         journal.append(rec(6, "unknown", sender_id="b"))
         journal.append(rec(6, "sent", sender_id="b"))  # retried on purpose: both count
     state = load_journal(path)
-    assert state.used_capacity(T0 + 100) == {"a": 2, "b": 2}
-    assert state.used_capacity(T0 + 100.001) == {"b": 2}
-    assert state.used_capacity(T0) == {"a": 3, "b": 2}
-    assert state.used_capacity(T0 + 151) == {}
-    assert state.next_renewal(T0 + 50, window_seconds=1000) == T0 + 1100
-    assert state.next_renewal(T0 + 151, window_seconds=1000) is None
+    assert state.capacity_lines().used(T0 + 100) == {"a": 2, "b": 2}
+    assert state.capacity_lines().used(T0 + 100.001) == {"b": 2}
+    assert state.capacity_lines().used(T0) == {"a": 3, "b": 2}
+    assert state.capacity_lines().used(T0 + 151) == {}
+    assert state.capacity_lines().next_renewal(T0 + 50, window_seconds=1000) == T0 + 1100
+    assert state.capacity_lines().next_renewal(T0 + 151, window_seconds=1000) is None
 
 
 def test_last_sent_is_each_senders_latest_capacity_line_in_the_window(tmp_path: Path) -> None:
@@ -893,9 +893,9 @@ def test_last_sent_is_each_senders_latest_capacity_line_in_the_window(tmp_path: 
         journal.append(rec(4, "pending", sender_id="b"))  # not yet an outcome
         journal.append(rec(5, "sent", sender_id="c"))
     state = load_journal(path)
-    assert state.last_sent(T0) == {"a": T0 + 10.25, "c": T0 + 20}
-    assert state.last_sent(T0 + 15) == {"c": T0 + 20}
-    assert state.last_sent(T0 + 21) == {}
+    assert state.capacity_lines().last_sent(T0) == {"a": T0 + 10.25, "c": T0 + 20}
+    assert state.capacity_lines().last_sent(T0 + 15) == {"c": T0 + 20}
+    assert state.capacity_lines().last_sent(T0 + 21) == {}
 
 
 def test_used_capacity_reads_other_timestamp_forms_and_counts_undated(tmp_path: Path) -> None:
@@ -910,10 +910,10 @@ def test_used_capacity_reads_other_timestamp_forms_and_counts_undated(tmp_path: 
         encoding="utf-8",
     )
     state = load_journal(path)
-    assert state.used_capacity(T0) == {"s": 5}
-    assert state.used_capacity(T0 + 1) == {"s": 4}
-    assert state.used_capacity(T0 + 1, count_undated=False) == {"s": 2}
-    assert state.next_renewal(T0, 60) == T0 + 60
+    assert state.capacity_lines().used(T0) == {"s": 5}
+    assert state.capacity_lines().used(T0 + 1) == {"s": 4}
+    assert state.capacity_lines().used(T0 + 1, count_undated=False) == {"s": 2}
+    assert state.capacity_lines().next_renewal(T0, 60) == T0 + 60
 
 
 # --------------------------------------------------------------------------- displaced

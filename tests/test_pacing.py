@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from campaign_runner.pacing import Backoff, SenderPacer, pacing_interval, remaining_capacity
+from campaign_runner.capacity import pacing_interval, remaining_capacity
+from campaign_runner.pacing import Backoff, SenderPacer
 
 
 @pytest.mark.parametrize(

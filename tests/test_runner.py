@@ -38,11 +38,11 @@ from helpers import (
     write_prospects,
 )
 
+from campaign_runner.campaign import Campaign, RunOptions
 from campaign_runner.config import ApiSettings, PacingSettings, Secret, SenderSettings, Settings
 from campaign_runner.errors import AuthError, JournalError, JournalLockedError
 from campaign_runner.journal import Journal, JournalRecord, load_journal
 from campaign_runner.journal import writer as journal_writer
-from campaign_runner.runner import Campaign, RunOptions
 from campaign_runner.sandbox import FaultRule, SandboxSender
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -528,14 +528,24 @@ async def test_a_retry_after_longer_than_max_delay_stops_the_run_for_later(
     assert invited(server) == {url(n): 1 for n in range(3)}
 
 
-async def test_rate_limit_past_max_attempts_fails(sandbox: SandboxFactory, tmp_path: Path) -> None:
-    server = await sandbox(senders=roomy("a"), faults=(FaultRule("rate_limit", retry_after=0.01),))
+async def test_a_row_out_of_retries_on_rate_limits_is_deferred_to_the_next_run(
+    sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    limited = FaultRule("rate_limit", retry_after=0.01, times=3)
+    server = await sandbox(senders=roomy("a"), faults=(limited,))
     input_path = prospects(tmp_path / "p.csv", 1)
     results = tmp_path / "r.csv"
-    _, summary = await run_campaign(settings_for(server, [("a", 10)]), input_path, results)
-    assert summary.final == {"failed": 1}
+    settings = settings_for(server, [("a", 10)])
+    _, summary = await run_campaign(settings, input_path, results)
+    assert summary.final == {"deferred": 1}
+    assert (summary.remaining, summary.exit_code) == (1, 3)  # more later, not a failure
     assert connect_requests(server) == 3
-    assert latest(results)[url(0)]["error"] == "Rate limit exceeded"
+    assert latest(results)[url(0)]["error"] == "rate limited, retries ran out: Rate limit exceeded"
+    assert invited(server) == {}
+
+    _, again = await run_campaign(settings, input_path, results)
+    assert again.exit_code == 0
+    assert invited(server) == {url(0): 1}
 
 
 async def test_connection_refused_fails_after_max_attempts_and_is_not_unknown(
@@ -559,7 +569,7 @@ async def test_connection_refused_fails_after_max_attempts_and_is_not_unknown(
         assert (line["status"], line["attempts"]) == ("failed", "3")
         assert "cannot connect" in line["error"]
     # Nothing may exist, so the capacity is not spent: a later run can use it.
-    assert load_journal(results).used_capacity(0) == {}
+    assert load_journal(results).capacity_lines().used(0) == {}
 
 
 async def test_a_400_fails_with_the_api_message_and_is_not_retried(
@@ -883,7 +893,6 @@ async def test_a_second_run_on_a_locked_results_file_is_refused(
         await run_campaign(settings_for(server, [("a", 10)]), input_path, results)
     assert str(results) in str(caught.value)
     assert connect_requests(server) == 0
-    assert server.state.counters[("senders", "ok")] == 0
 
 
 async def test_a_hand_written_results_file_is_accepted_and_deleted_lines_are_retried(
@@ -1139,3 +1148,32 @@ async def test_a_new_run_keeps_the_spacing_from_the_last_runs_invitation(
     assert second.this_run == {"sent": 1}
     one, two = (i.created_at for i in server.state.invitations)
     assert two - one >= 0.45
+
+
+# -- every capacity slot is used -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("handed_back", ["already_connected", "rejected"])
+async def test_turns_handed_back_are_used_again_in_the_same_run(
+    sandbox: SandboxFactory, tmp_path: Path, handed_back: str
+) -> None:
+    # 12 rows, a limit of 5, every other row hands its turn back. The answers come after
+    # all five turns were taken, so the sender must wait for them rather than stop.
+    back = frozenset(url(n) for n in range(0, 12, 2))
+    faults = [FaultRule("latency", seconds=0.2)]
+    if handed_back == "rejected":
+        faults = [FaultRule("error", status=400, recipient=u) for u in sorted(back)] + faults
+    server = await sandbox(
+        senders=roomy("a"),
+        faults=tuple(faults),
+        already_connected=back if handed_back == "already_connected" else frozenset(),
+    )
+    input_path = prospects(tmp_path / "p.csv", 12)
+    settings = settings_for(server, [("a", 5)], window=0.05, concurrency=8)
+    _, summary = await run_campaign(settings, input_path, tmp_path / "r.csv")
+
+    assert summary.this_run["sent"] == 5
+    assert len(server.state.invitations) == 5
+    assert server.state.duplicates() == {}
+    back_status = "already_connected" if handed_back == "already_connected" else "failed"
+    assert summary.this_run[back_status] >= 3

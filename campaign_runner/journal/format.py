@@ -27,6 +27,9 @@ from pathlib import Path
 
 from campaign_runner.csvio import FORMULA_START_CLASS, escape_cell
 from campaign_runner.errors import JournalError
+from campaign_runner.timestamps import CANONICAL_TS, format_timestamp, parse_timestamp
+
+__all__ = ["CANONICAL_TS", "format_timestamp", "parse_timestamp"]  # re-exported, see timestamps
 
 JOURNAL_COLUMNS: tuple[str, ...] = (
     "row",
@@ -65,21 +68,6 @@ FINAL_STATUSES: frozenset[str] = frozenset(STATUSES) - {PENDING, DEFERRED}
 CAPACITY_STATUSES: frozenset[str] = frozenset({SENT, UNKNOWN})
 # Verdicts about a spreadsheet row rather than about the prospect behind it.
 ROW_VERDICTS: frozenset[str] = frozenset({INVALID, DUPLICATE})
-
-CANONICAL_TS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
-
-
-def format_timestamp(epoch: float) -> str:
-    """Format seconds since the epoch as the journal's ISO 8601 UTC timestamp with ms."""
-    millis = int(epoch * 1000)
-    moment = datetime.fromtimestamp(millis // 1000, UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis % 1000:03d}Z"
-
-
-def parse_timestamp(stamp: str) -> float:
-    """Epoch seconds of one of our own timestamps (``2026-11-27T10:00:00.123Z``)."""
-    when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    return when.timestamp()
 
 
 @dataclass(frozen=True)

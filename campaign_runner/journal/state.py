@@ -18,13 +18,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from campaign_runner.capacity import CapacityLines
 from campaign_runner.journal.format import (
-    CANONICAL_TS,
     CAPACITY_STATUSES,
     PENDING,
     ROW_VERDICTS,
-    format_timestamp,
-    parse_timestamp,
 )
 
 
@@ -33,8 +31,8 @@ class JournalState:
     """What a results file says: the latest line per prospect, plus capacity accounting.
 
     Every line is kept in Arrow; the pandas views are built on first use only, so a resume
-    that asks :meth:`lookup`, :meth:`used_capacity`, :meth:`next_renewal`, :meth:`pending`
-    and :attr:`problems` never converts the whole file to pandas.
+    that asks :meth:`lookup`, :meth:`capacity_lines`, :meth:`pending` and :attr:`problems`
+    never converts the whole file to pandas.
 
     ``latest`` has one line per ``linkedin_url`` (see the module docstring for the rule),
     in file order of the winning line, with columns ``JOURNAL_COLUMNS`` plus any extra
@@ -52,6 +50,15 @@ class JournalState:
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(self._table.column_names)
+
+    def distinct(self, column: str) -> set[str]:
+        """The distinct values of ``column`` over every line (``{''}`` for lines of a file
+        without that column)."""
+        if not self.lines:
+            return set()
+        if column not in self._table.column_names:
+            return {""}
+        return {str(v) for v in pc.unique(self._table[column]).to_pylist()}
 
     @cached_property
     def latest(self) -> pd.DataFrame:
@@ -126,91 +133,18 @@ class JournalState:
         pending: pd.DataFrame = table.take(pa.array(winners, pa.int64())).to_pandas()
         return pending
 
-    def used_capacity(self, since_epoch: float, *, count_undated: bool = True) -> dict[str, int]:
-        """Per ``sender_id``, how many lines since ``since_epoch`` used capacity.
-
-        Counts every line (not only the latest) whose status is ``sent`` or ``unknown`` and
-        whose timestamp is at or after ``since_epoch`` (millisecond resolution). A line with
-        a missing or unreadable timestamp counts when ``count_undated`` (the default: never
-        push a sender past its limit because a date was lost).
-        """
-        keep = self._capacity_lines
-        senders = pc.filter(self._table["sender_id"], keep)
-        stamps = pc.filter(self._table["timestamp"], keep)
-        if len(stamps) == 0:
-            return {}
-        recent = _at_or_after(stamps, since_epoch, count_undated)
-        counts = pc.value_counts(pc.filter(senders, recent))
-        return {str(item["values"]): int(item["counts"]) for item in counts.to_pylist()}
-
-    def last_sent(self, since_epoch: float) -> dict[str, float]:
-        """Per ``sender_id``, when (epoch seconds) its latest capacity-using line at or
-        after ``since_epoch`` was written. Only the journal's own timestamps are read."""
-        keep = pc.and_(
-            self._capacity_lines, pc.match_substring_regex(self._table["timestamp"], CANONICAL_TS)
+    def capacity_lines(self) -> CapacityLines:
+        """Every line (not only the latest) whose invitation (may have) left: the lines that
+        count against their sender's capacity (:mod:`campaign_runner.capacity`)."""
+        keep = pc.is_in(self._table["status"], value_set=pa.array(sorted(CAPACITY_STATUSES)))
+        return CapacityLines(
+            pa.table(
+                {
+                    "sender_id": pc.filter(self._table["sender_id"], keep),
+                    "timestamp": pc.filter(self._table["timestamp"], keep),
+                }
+            )
         )
-        lines = pa.table(
-            {
-                "sender_id": pc.filter(self._table["sender_id"], keep),
-                "timestamp": pc.filter(self._table["timestamp"], keep),
-            }
-        )
-        since = format_timestamp(since_epoch)
-        latest = lines.group_by("sender_id").aggregate([("timestamp", "max")]).to_pylist()
-        return {
-            str(item["sender_id"]): parse_timestamp(str(item["timestamp_max"]))
-            for item in latest
-            if str(item["timestamp_max"]) >= since
-        }
-
-    @cached_property
-    def _capacity_lines(self) -> pa.Array:
-        return pc.is_in(self._table["status"], value_set=pa.array(sorted(CAPACITY_STATUSES)))
-
-    def next_renewal(self, since_epoch: float, window_seconds: float) -> float | None:
-        """When capacity next frees up: the oldest capacity-using line at or after
-        ``since_epoch`` plus ``window_seconds`` (epoch seconds), or None if there is none.
-
-        Lines without a readable timestamp never leave the window and are ignored here.
-        """
-        stamps = pc.filter(self._table["timestamp"], self._capacity_lines)
-        if len(stamps) == 0:
-            return None
-        recent = pc.filter(stamps, _at_or_after(stamps, since_epoch, count_undated=False))
-        if len(recent) == 0:
-            return None
-        # Canonical stamps sort as strings, so only their minimum needs parsing.
-        canonical = pc.match_substring_regex(recent, CANONICAL_TS)
-        candidates = pc.filter(recent, pc.invert(canonical)).to_pylist()
-        if pc.any(canonical).as_py():
-            candidates.append(pc.min(pc.filter(recent, canonical)).as_py())
-        parsed = pd.to_datetime(
-            pd.Series(candidates, dtype=object), utc=True, format="ISO8601", errors="coerce"
-        ).dropna()
-        if parsed.empty:
-            return None
-        oldest: pd.Timestamp = parsed.min()
-        return float(oldest.timestamp()) + window_seconds
-
-
-def _at_or_after(stamps: pa.Array, since_epoch: float, count_undated: bool) -> pa.Array:
-    # Canonical stamps compare as strings (fixed width, UTC); others are parsed.
-    canonical = pc.match_substring_regex(stamps, CANONICAL_TS)
-    result = pc.greater_equal(stamps, pa.scalar(format_timestamp(since_epoch)))
-    if pc.all(canonical).as_py():
-        return result
-    odd = np.flatnonzero(~canonical.to_numpy(zero_copy_only=False))
-    parsed = pd.to_datetime(
-        pd.Series(stamps.take(pa.array(odd)).to_pylist(), dtype=object),
-        utc=True,
-        format="ISO8601",
-        errors="coerce",
-    )
-    since = pd.Timestamp(int(since_epoch * 1000), unit="ms", tz="UTC")
-    odd_ok = np.where(parsed.isna().to_numpy(), count_undated, (parsed >= since).to_numpy())
-    values = result.to_numpy(zero_copy_only=False).copy()
-    values[odd] = odd_ok
-    return pa.array(values, pa.bool_())
 
 
 def _is_verdict(status: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:

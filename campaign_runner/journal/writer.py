@@ -97,6 +97,7 @@ class Journal:
         extra_columns: Sequence[str] = (),
         fsync: bool = True,
         clock: Callable[[], float] = time.time,
+        accept: Callable[[JournalState], None] | None = None,
     ) -> Journal:
         """Open (creating if needed) and lock the results file at ``path``, and read it.
 
@@ -107,7 +108,8 @@ class Journal:
         (atomically) with the missing columns added. An unfinished last line that an
         interrupted append left is cut off (:attr:`JournalState.repair` says so). Raises
         :class:`JournalLockedError` if another process (or another open journal in this
-        process) holds the file.
+        process) holds the file. ``accept(state)``, when given, may refuse the file by
+        raising, before anything in it is changed.
         """
         path = Path(path)
         try:
@@ -117,6 +119,8 @@ class Journal:
         try:
             _lock(fd, path)
             state, layout = load_with_layout(path)
+            if accept is not None:
+                accept(state)
             fd, columns = _prepare(path, fd, layout, tuple(extra_columns), fsync)
         except OSError as exc:
             os.close(fd)

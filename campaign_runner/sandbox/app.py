@@ -38,6 +38,9 @@ from campaign_runner.sandbox.state import (
 from campaign_runner.sandbox.webhooks import WebhookEmitter
 
 DAILY_LIMIT_MESSAGE = "Daily connection limit exceeded"
+# On every answer when the config announces the stand-in, so that a client pointed at it
+# by its base URL alone (no --sandbox) knows its invitations are rehearsals.
+STAND_IN_HEADER = "X-SendPilot-Stand-In"
 RATE_LIMIT_MESSAGE = "Rate limit exceeded"
 SENDER_NOT_FOUND_MESSAGE = "Invalid request or sender not found"
 
@@ -82,10 +85,16 @@ def create_app(config: SandboxConfig | None = None) -> web.Application:
     app.router.add_post("/v1/inbox/connect", _route("connect", _connect))
     app.router.add_get("/v1/inbox/senders", _route("senders", _senders))
     app.router.add_get("/v1/senders/quotas", _route("quotas", _quotas))
+    if config.announce:
+        app.on_response_prepare.append(_mark_stand_in)
     app.on_startup.append(_start_webhooks)
     app.on_shutdown.append(_release_handlers)
     app.on_cleanup.append(_stop_webhooks)
     return app
+
+
+async def _mark_stand_in(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[STAND_IN_HEADER] = "1"
 
 
 async def _start_webhooks(app: web.Application) -> None:

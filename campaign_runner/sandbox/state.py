@@ -78,6 +78,10 @@ class SandboxConfig:
     accept_delay_seconds: float = 60.0
     workspace_id: str = "ws_sandbox"
     webhook_timeout_seconds: float = 5.0
+    # Mark every answer as the stand-in's (app.STAND_IN_HEADER), so that a client pointed
+    # at it by api.base_url alone records its invitations as rehearsals. Off where the
+    # stand-in plays the real service (the tests); on for `campaign-runner sandbox`.
+    announce: bool = False
 
     def __post_init__(self) -> None:
         if not self.api_key:

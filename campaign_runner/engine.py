@@ -1,0 +1,502 @@
+"""Executing a plan: one paced loop per sender, a bounded number of requests in flight.
+
+Each sender's loop waits for the sender's next paced slot, takes the next row (its own
+pinned rows first, then the shared queue, so that senders with more capacity take more
+rows), and sends it in a task bounded by the global concurrency cap. A turn that created
+no invitation (already connected, a rejected row, a failure) is handed back and used again
+while rows remain: the loop waits for rows and turns in flight to come back before it
+gives up.
+
+The one promise that matters: an invitation is never sent twice. Before a request leaves,
+a ``pending`` line is durable in the journal; any outcome that leaves doubt is recorded
+as ``unknown`` and only re-sent with ``--retry-unknown``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from campaign_runner.client import ConnectResult, ResultKind, SendPilotClient
+from campaign_runner.config import Settings
+from campaign_runner.errors import ApiError, AuthError
+from campaign_runner.journal import (
+    ALREADY_CONNECTED,
+    CAPACITY_STATUSES,
+    DEFERRED,
+    FAILED,
+    PENDING,
+    SENT,
+    UNKNOWN,
+    Journal,
+    JournalRecord,
+)
+from campaign_runner.pacing import Backoff, SenderPacer
+from campaign_runner.planning import (
+    API_COLUMN,
+    API_SANDBOX,
+    API_SENDPILOT,
+    NOTE_DELIVERED,
+    Plan,
+    Planned,
+    WorkItem,
+)
+from campaign_runner.retry import RetryPolicy
+
+
+class Progress(Protocol):
+    """What the engine tells the terminal layer while it works."""
+
+    def start(self, total: int, sender_ids: list[str]) -> None: ...
+
+    def advance(self, sender_id: str, status: str) -> None: ...
+
+    def notice(self, message: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SilentProgress:
+    def start(self, total: int, sender_ids: list[str]) -> None:
+        pass
+
+    def advance(self, sender_id: str, status: str) -> None:
+        pass
+
+    def notice(self, message: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Summary:
+    plan: Plan
+    this_run: Counter[str] = field(default_factory=Counter)
+    final: Counter[str] = field(default_factory=Counter)  # over all valid rows of the input
+    remaining: int = 0  # valid rows still to send
+    interrupted: bool = False
+    stopped_reason: str = ""  # why the run stopped before its capacity or work ran out
+    renews_at: float | None = None  # epoch seconds when some capacity frees up again
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        if self.remaining > 0:
+            return 3
+        if self.final[FAILED] or self.final[UNKNOWN]:
+            return 1
+        return 0
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: str
+    error: str
+    # Whether this run may send the row again (another sender, a later turn). A row whose
+    # retries against the API's rate limit ran out waits for the next run instead.
+    requeue: bool = False
+
+
+class Engine:
+    """Sends what a :class:`Planned` run allows now; build one per run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        planned: Planned,
+        client: SendPilotClient | None,
+        journal: Journal | None,
+        *,
+        limit: int | None,
+        clock: Callable[[], float],
+        rng: random.Random,
+    ) -> None:
+        self.settings = settings
+        self.plan = planned.plan
+        self._work = planned.work
+        self._recorded = planned.recorded
+        self._client = client
+        self._journal = journal
+        self._limit = limit
+        self._clock = clock
+        self._rng = rng
+        self._marks = {API_COLUMN: API_SANDBOX if self.plan.rehearsal else API_SENDPILOT}
+        self._first_send_at: float | None = None
+        self._policy = RetryPolicy.from_settings(settings.retry, rng)
+        self._stop = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self._abort: ApiError | None = None  # why the API refused the whole run
+        self._halted = ""  # why the run stopped early on its own (not an interruption)
+        self._premium = {s.sender_id: s.premium for s in self.plan.senders}
+
+    def request_stop(self) -> None:
+        """Stop starting requests; those in flight finish and are recorded."""
+        self._stop.set()
+        # Sender loops wait on pacing for up to an interval (an hour, for 24 a day):
+        # cancel them rather than make every wait race the stop event.
+        for loop in self._loops:
+            loop.cancel()
+
+    def _halt(self, reason: str) -> None:
+        self._halted = self._halted or reason
+        self.request_stop()
+
+    def close(self) -> None:
+        """Release the results file (only needed when :meth:`execute` is not called)."""
+        if self._journal is not None:
+            journal, self._journal = self._journal, None
+            journal.close()
+
+    async def execute(self, progress: Progress | None = None) -> Summary:
+        """Send what the plan allows now and return what happened.
+
+        Raises :class:`ApiError` (:class:`AuthError` for 401/403) when the API refuses the
+        run as a whole mid-way: the run stops at once, and the row that met the refusal is
+        recorded ``deferred``.
+        """
+        progress = progress or SilentProgress()
+        summary = Summary(plan=self.plan)
+        try:
+            if self._journal is not None and self.plan.now > 0:
+                await self._run(progress, summary)
+        finally:
+            progress.close()
+            if self._journal is not None:
+                journal, self._journal = self._journal, None
+                await journal.aclose()
+        if self._abort is not None:
+            raise self._abort
+        self._finish(summary)
+        return summary
+
+    async def _run(self, progress: Progress, summary: Summary) -> None:
+        now = self._clock()
+        pacers = [
+            SenderPacer(
+                s.sender_id,
+                s.capacity,
+                self.plan.window_seconds,
+                jitter=self.settings.pacing.jitter,
+                rng=self._rng,
+                first_delay=self._recorded.last_sent.get(s.sender_id, -math.inf)
+                + s.interval_seconds
+                - now,
+            )
+            for s in self.plan.senders
+            if s.usable
+        ]
+        usable = {p.sender_id for p in pacers}
+        concurrency = self.settings.pacing.concurrency
+        run = _Run(
+            engine=self,
+            progress=progress,
+            summary=summary,
+            shared=deque(w for w in self._work if not w.pinned),
+            pinned={sid: deque(w for w in self._work if w.pinned == sid) for sid in usable},
+            http=asyncio.Semaphore(concurrency),
+            # Rows whose `pending` line is being made durable wait outside the HTTP cap,
+            # so that no request slot idles on an fsync: up to 2x concurrency rows are
+            # between their pending line and their outcome (a crash leaves them unknown).
+            slots=asyncio.Semaphore(2 * concurrency),
+            backoff=Backoff(),
+            budget=self._limit if self._limit is not None else math.inf,
+        )
+        progress.start(self.plan.now, sorted(usable))
+        self._loops = [run.track(run.sender_loop(p), run.loops) for p in pacers]
+        if self._stop.is_set():
+            self.request_stop()
+        # Wait for the loops, then for the sends they started; the first error of
+        # either stops the run and is raised once everything has settled.
+        if self._loops:
+            await asyncio.wait(self._loops)
+        while run.sends:
+            await asyncio.wait(set(run.sends))
+        if run.error is not None:
+            raise run.error
+        summary.stopped_reason = self._halted
+        summary.interrupted = (
+            self._stop.is_set() and self._abort is None and not self._halted and not run.done
+        )
+
+    def _finish(self, summary: Summary) -> None:
+        final = Counter(self._recorded.counts)
+        for work in self._work:
+            if work.status:
+                final[work.initial] -= 1
+                final[work.status] += 1
+        summary.final = Counter({k: v for k, v in final.items() if k})
+        summary.remaining = final[""] + final[DEFERRED]
+        window = self.plan.window_seconds
+        first_send = self._first_send_at
+        candidates = [
+            t
+            for t in (self._recorded.renews_at, None if first_send is None else first_send + window)
+            if t is not None
+        ]
+        summary.renews_at = min(candidates) if candidates else None
+
+    def _extra(self, note_delivered: str) -> Mapping[str, str]:
+        return {NOTE_DELIVERED: note_delivered, **self._marks}
+
+    async def _send(self, work: WorkItem, pacer: SenderPacer, run: _Run) -> _Outcome:
+        """Send one row (retrying what may be retried) and journal the outcome.
+
+        The ``pending`` line is durable before the request leaves. The outcome line is
+        queued without waiting for its fsync: if it is lost in a crash, the row reads as
+        ``pending`` and becomes ``unknown``, which is safe.
+        """
+        assert self._client is not None and self._journal is not None
+        sender_id = pacer.sender_id
+        note_delivered = self._note_delivered(work.note, sender_id)
+        await self._journal.append_async(
+            work.record(sender_id, PENDING, extra=self._extra(note_delivered))
+        )
+        result, attempt = None, 0
+        # A row whose pending line is durable but whose request has no slot yet is
+        # deferred at once on a stop, so that a second Ctrl-C leaves only requests that
+        # may really have left in doubt.
+        if await _take_unless_stopped(run.http, self._stop):
+            try:
+                result, attempt = await self._attempt(work, sender_id, run)
+            finally:
+                run.http.release()
+        if result is None:
+            pacer.refund()
+            outcome = _Outcome(DEFERRED, "stopped before sending", requeue=True)
+            request_id = ""
+        else:
+            outcome = self._outcome(result, pacer, run)
+            request_id = result.request_id
+        work.status = outcome.status
+        if outcome.status in CAPACITY_STATUSES and self._first_send_at is None:
+            self._first_send_at = self._clock()
+        run.journal_later(
+            work.record(
+                sender_id,
+                outcome.status,
+                extra=self._extra(note_delivered if outcome.status == SENT else ""),
+                request_id=request_id,
+                error=outcome.error,
+                attempts=attempt,
+            )
+        )
+        return outcome
+
+    async def _attempt(
+        self, work: WorkItem, sender_id: str, run: _Run
+    ) -> tuple[ConnectResult | None, int]:
+        """Send, retrying what the policy retries; the last result (``None`` if a stop
+        came before the first attempt) and the number of attempts made."""
+        assert self._client is not None
+        attempt = 0
+        result: ConnectResult | None = None
+        while True:
+            # The API's own rate limit concerns the key, so it pauses every sender,
+            # first attempts included.
+            if run.backoff.paused:
+                await _unless_stopped(run.backoff.wait(), self._stop)
+            if self._stop.is_set():
+                return result, attempt
+            attempt += 1
+            result = await self._client.connect(sender_id, work.url, work.note or None)
+            if result.kind is ResultKind.RATE_LIMITED:
+                pause = self._policy.delay(result, attempt)
+                if pause > self._policy.max_delay:
+                    # Waiting hours inside a run (a cron job's, say) helps nobody: stop,
+                    # and let the next run continue once the API is ready.
+                    self._halt(f"the API asked to pause for {pause:.0f}s (Retry-After)")
+                    return result, attempt
+                run.backoff.push(pause)
+            if not self._policy.should_retry(result, attempt):
+                return result, attempt
+            if result.kind is not ResultKind.RATE_LIMITED:
+                await _unless_stopped(
+                    asyncio.sleep(self._policy.delay(result, attempt)), self._stop
+                )
+
+    def _outcome(self, result: ConnectResult, pacer: SenderPacer, run: _Run) -> _Outcome:
+        """The journal status and error text for a final result; gives back the sender's
+        slot when no invitation can have been created."""
+        kind = result.kind
+        if kind is ResultKind.ACCEPTED:
+            if result.status == SENT:
+                return _Outcome(SENT, result.message)
+            if result.status == ALREADY_CONNECTED:
+                pacer.refund()
+                return _Outcome(ALREADY_CONNECTED, result.message)
+            # Success with a status word we do not know: the invitation probably exists,
+            # but only a person can tell. Never re-sent automatically.
+            return _Outcome(UNKNOWN, f"the API answered success with status {result.status!r}")
+        if kind is ResultKind.AMBIGUOUS:
+            return _Outcome(UNKNOWN, result.message)
+        pacer.refund()
+        if kind in (ResultKind.AUTH, ResultKind.MISCONFIGURED):
+            error_type = AuthError if kind is ResultKind.AUTH else ApiError
+            self._abort = self._abort or error_type(result.message, result.http_status)
+            self.request_stop()
+            return _Outcome(DEFERRED, result.message, requeue=True)
+        if kind is ResultKind.DAILY_LIMIT:
+            pacer.exhaust()
+            run.progress.notice(f"sender {pacer.sender_id}: daily connection limit reached")
+            return _Outcome(DEFERRED, result.message, requeue=True)
+        if kind is not ResultKind.REJECTED and self._stop.is_set():
+            return _Outcome(DEFERRED, f"stopped before a retry: {result.message}", requeue=True)
+        if kind is ResultKind.RATE_LIMITED:
+            # Retries ran out against the API's own rate limit: nothing was created, and
+            # the row is not at fault. The next run sends it; this one does not insist.
+            return _Outcome(DEFERRED, f"rate limited, retries ran out: {result.message}")
+        return _Outcome(FAILED, result.message)
+
+    def _note_delivered(self, note: str, sender_id: str) -> str:
+        if not note:
+            return ""
+        premium = self._premium.get(sender_id)
+        if premium is None:
+            return "if premium"
+        return "yes" if premium else "no (free sender)"
+
+
+@dataclass
+class _Run:
+    """Mutable state of one :meth:`Engine._run`, shared by the sender loops."""
+
+    engine: Engine
+    progress: Progress
+    summary: Summary
+    shared: deque[WorkItem]
+    pinned: dict[str, deque[WorkItem]]
+    http: asyncio.Semaphore  # requests in flight: pacing.concurrency
+    slots: asyncio.Semaphore  # rows started and not yet finished
+    backoff: Backoff
+    budget: float
+    loops: set[asyncio.Task[None]] = field(default_factory=set)  # one per sender
+    sends: set[asyncio.Task[None]] = field(default_factory=set)  # one per row in flight
+    started: int = 0
+    error: BaseException | None = None  # the first error of a loop or a send
+
+    @property
+    def done(self) -> bool:
+        return not self.shared and not any(self.pinned.values())
+
+    def _has_work(self, sender_id: str) -> bool:
+        return bool(self.pinned[sender_id] or self.shared)
+
+    def _take(self, sender_id: str) -> WorkItem | None:
+        own = self.pinned[sender_id]
+        if own:
+            return own.popleft()
+        return self.shared.popleft() if self.shared else None
+
+    def _give_back(self, work: WorkItem, sender_id: str) -> None:
+        (self.pinned[sender_id] if work.pinned else self.shared).appendleft(work)
+
+    def _may_take_turns(self, pacer: SenderPacer) -> bool:
+        return not self.engine._stop.is_set() and self.started < self.budget and not pacer.exhausted
+
+    async def sender_loop(self, pacer: SenderPacer) -> None:
+        """Take turns for one sender until its capacity, the work or the budget runs out.
+
+        While rows or turns are in flight, an empty queue or a spent capacity may still
+        change (a row comes back from a sender at its daily limit; an already-connected
+        row hands its turn back), so the loop waits for them before it ends.
+        :meth:`Engine.request_stop` cancels it wherever it waits.
+        """
+        while self._may_take_turns(pacer):
+            if not (pacer.has_capacity and self._has_work(pacer.sender_id)):
+                if not self.sends:
+                    return
+                await asyncio.wait(set(self.sends), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            if not await pacer.take_turn():
+                continue  # exhausted while it waited; the loop condition ends it
+            try:
+                await self.slots.acquire()
+            except asyncio.CancelledError:
+                pacer.refund()
+                raise
+            work = self._take(pacer.sender_id)
+            if work is None or not self._may_take_turns(pacer):
+                self.slots.release()
+                pacer.refund()
+                if work is not None:
+                    self._give_back(work, pacer.sender_id)
+                continue
+            self.started += 1
+            self.track(self._send(work, pacer), self.sends)
+
+    def track(
+        self, coro: Coroutine[object, object, None], group: set[asyncio.Task[None]]
+    ) -> asyncio.Task[None]:
+        """Run ``coro`` as a task of this run, in ``group`` until it ends; its error, if
+        any, stops the run."""
+        task = asyncio.create_task(coro)
+        group.add(task)
+        task.add_done_callback(group.discard)
+        task.add_done_callback(self._settled)
+        return task
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and self.error is None:
+            # A journal that cannot be written (disk full, a replaced file) must stop the
+            # campaign, not leave it taking paced turns that it can no longer record.
+            self.error = error
+            self.engine.request_stop()
+
+    def journal_later(self, record: JournalRecord) -> None:
+        journal = self.engine._journal
+        assert journal is not None
+        journal.append_nowait(record)
+
+    async def _send(self, work: WorkItem, pacer: SenderPacer) -> None:
+        try:
+            outcome = await self.engine._send(work, pacer, self)
+        finally:
+            self.slots.release()
+        if outcome.requeue:
+            self._give_back(work, pacer.sender_id)
+            self.started -= 1
+        else:
+            self.summary.this_run[outcome.status] += 1
+            self.progress.advance(pacer.sender_id, outcome.status)
+
+
+async def _unless_stopped(
+    awaitable: Coroutine[object, object, object], stop: asyncio.Event
+) -> bool:
+    """Await ``awaitable`` unless a stop is requested first; whether it completed.
+
+    When the stop comes first the awaitable is cancelled, unless it completed in the same
+    instant: a semaphore it acquired is then held, and the caller must release it.
+    """
+    if stop.is_set():
+        awaitable.close()
+        return False
+    task = asyncio.ensure_future(awaitable)
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return task.done() and not task.cancelled()
+
+
+async def _take_unless_stopped(slots: asyncio.Semaphore, stop: asyncio.Event) -> bool:
+    """Acquire ``slots`` unless a stop comes first; ``True`` when held."""
+    if not slots.locked():
+        await slots.acquire()  # free now: no need to race the stop
+        return True
+    return await _unless_stopped(slots.acquire(), stop)

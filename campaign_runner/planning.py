@@ -1,0 +1,477 @@
+"""Planning a run: what it will send, from whom, and what it records first. Pure: no I/O.
+
+:func:`plan_run` is a function of the verdicts on the spreadsheet, what the results file
+says, what the API said about senders and quotas, the settings and the time. It returns
+the :class:`Plan` a person reads before anything is sent, the work items the engine sends,
+and the records to append before sending: rows a crash left ``pending`` (now ``unknown``,
+since the request may have left), invalid and duplicate rows not yet recorded, and rows
+pinned to a sender the workspace does not have (``failed``).
+
+Rehearsals: every line a run writes says in its ``api`` column whether the invitation went
+to the stand-in server (``sandbox``) or to SendPilot (``sendpilot``; a line without the
+column was written before it existed, by a real run). :func:`results_file_problem` keeps
+the two apart: a rehearsal's ``sent`` is not a real invitation, and a real results file
+must not be mixed with a rehearsal's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from campaign_runner.capacity import pacing_interval, remaining_capacity
+from campaign_runner.client import Quota, SenderInfo
+from campaign_runner.config import Settings
+from campaign_runner.journal import DEFERRED, FAILED, UNKNOWN, JournalRecord, JournalState
+from campaign_runner.validation import STATUS_VALID, Verdicts
+
+NOTE_DELIVERED = "note_delivered"
+API_COLUMN = "api"
+EXTRA_COLUMNS = (NOTE_DELIVERED, API_COLUMN)
+API_SANDBOX = "sandbox"
+API_SENDPILOT = "sendpilot"
+PLAN_PROBLEMS = 10  # problem rows shown in a plan; `validate` lists them all
+
+
+def default_results_path(input_path: Path, rehearsal: bool) -> Path:
+    """``<stem>.results.csv`` beside the input; ``<stem>.sandbox.results.csv`` for a
+    rehearsal, so that it never writes the file a real run reads."""
+    kind = ".sandbox" if rehearsal else ""
+    return input_path.with_name(f"{input_path.stem}{kind}.results.csv")
+
+
+def results_file_problem(state: JournalState, rehearsal: bool) -> str:
+    """Why this run must not use this results file ('' when it may)."""
+    marks = state.distinct(API_COLUMN) if state.lines else set()
+    real = {m for m in marks if m != API_SANDBOX}
+    if rehearsal and real:
+        return (
+            f"{state.path} holds real invitations (written without --sandbox): a rehearsal "
+            "never writes into a real campaign's results; leave out --results or name "
+            "another file"
+        )
+    if not rehearsal and API_SANDBOX in marks:
+        return (
+            f"{state.path} was written by a --sandbox rehearsal, whose invitations went to "
+            "the stand-in server, not to LinkedIn: give the real campaign its own results "
+            "file (leave out --results, or name another file)"
+        )
+    return ""
+
+
+@dataclass(frozen=True)
+class SenderPlan:
+    sender_id: str
+    name: str
+    status: str
+    daily_limit: int
+    used_in_window: int
+    api_remaining: int | None
+    capacity: int  # invitations it may send in this run
+    interval_seconds: float
+    premium: bool | None
+    skipped: str = ""  # why it will not send, or ''
+
+    @property
+    def usable(self) -> bool:
+        return not self.skipped and self.capacity > 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    input_path: Path
+    results_path: Path
+    counts: dict[str, int]  # validation: valid / invalid / duplicate
+    already_done: int  # valid rows with a final outcome in the results
+    to_send: int  # valid rows this run would try
+    now: int  # of those, how many fit in current capacity (and --limit)
+    later: int
+    senders: tuple[SenderPlan, ...]
+    window_seconds: float
+    estimated_seconds: float | None  # until the `now` rows are sent, at the paced rate
+    windows_needed: int | None  # capacity windows to send everything (None: never)
+    warnings: tuple[str, ...] = ()
+    recovered_pending: int = 0  # rows left `pending` by a crash, now recorded `unknown`
+    repaired: str = ""  # an unfinished last line an interrupted run left, now cut off
+    problems: tuple[tuple[int, str], ...] = ()  # the first invalid/duplicate rows: (row, reason)
+    rehearsal: bool = False  # invitations go to the stand-in server, not to SendPilot
+
+
+@dataclass
+class WorkItem:
+    """One valid row to send, as the engine carries it."""
+
+    row: int
+    url: str
+    note: str
+    pinned: str
+    prior_attempts: int = 0
+    initial: str = ""  # its status in the results when the run started ('' for none)
+    status: str = ""  # its status now, once this run recorded an outcome
+
+    def record(
+        self,
+        sender_id: str,
+        status: str,
+        *,
+        extra: Mapping[str, str],
+        request_id: str = "",
+        error: str = "",
+        attempts: int = 0,
+    ) -> JournalRecord:
+        """A results line for this row; ``attempts`` counts this run's, added to earlier ones."""
+        return JournalRecord(
+            row=self.row,
+            linkedin_url=self.url,
+            sender_id=sender_id,
+            status=status,
+            request_id=request_id,
+            error=error,
+            attempts=self.prior_attempts + attempts,
+            extra=extra,
+        )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the results file said at planning time, as far as the end of the run needs it."""
+
+    counts: Counter[str]  # valid rows per recorded status ('' for none yet)
+    renews_at: float | None  # when the oldest send still in the window leaves it
+    last_sent: dict[str, float]  # per sender, its latest invitation in the window
+
+
+@dataclass(frozen=True)
+class ApiView:
+    """What the API said before planning; ``senders`` is None when it was not asked."""
+
+    senders: list[SenderInfo] | None
+    quotas: dict[str, Quota]
+    quotas_problem: str = ""  # why quotas are unavailable, or ''
+
+
+@dataclass(frozen=True)
+class Planned:
+    plan: Plan
+    work: list[WorkItem]
+    recorded: Recorded
+    records: list[JournalRecord]  # to append before sending, in this order
+
+
+@dataclass(frozen=True)
+class RowChoice:
+    """Which recorded rows a run sends again, on top of new and deferred ones."""
+
+    retry_failed: bool = False
+    retry_unknown: bool = False
+    limit: int | None = None
+
+
+def plan_run(
+    *,
+    verdicts: Verdicts,
+    state: JournalState,
+    api: ApiView,
+    settings: Settings,
+    choice: RowChoice,
+    input_path: Path,
+    results_path: Path,
+    rehearsal: bool,
+    now: float,
+) -> Planned:
+    """The plan of one run, its work items and the records it appends first."""
+    marks = {API_COLUMN: API_SANDBOX if rehearsal else API_SENDPILOT}
+    recovered, recovery = _recover_pending(state, marks)
+    is_valid = pc.equal(verdicts.table["status"], STATUS_VALID)
+    records = recovery + _new_problems(verdicts.table.filter(pc.invert(is_valid)), state, marks)
+
+    warnings: list[str] = list(settings.warnings)
+    if api.quotas_problem:
+        warnings.append(f"quotas unavailable, using configured limits only ({api.quotas_problem})")
+    window = settings.pacing.window_seconds
+    capacity_lines = state.capacity_lines()
+    used = Counter(capacity_lines.used(now - window))
+    # Rows a crash left pending are recorded `unknown` before sending: they count too.
+    used.update(recovered.values())
+    senders = _plan_senders(settings, api, used, warnings)
+
+    todo, counts = _rows_to_send(verdicts.table, is_valid, state, recovered, choice)
+    work, strays = _work_items(todo, {s.sender_id for s in senders})
+    for stray in strays:
+        counts[stray.initial] -= 1
+        counts[FAILED] += 1
+    # Pinned to a sender this workspace does not have: such a row can never be sent as it
+    # is, so say so in the results rather than wait forever.
+    records += [
+        w.record(
+            w.pinned,
+            FAILED,
+            extra=marks,
+            error=f"sender_id {w.pinned!r} is not a sender of this workspace",
+        )
+        for w in strays
+    ]
+
+    sendable = _sendable_now(work, senders)
+    if choice.limit is not None:
+        sendable = min(sendable, choice.limit)
+    plan = Plan(
+        input_path=input_path,
+        results_path=results_path,
+        counts=verdicts.counts,
+        already_done=sum(counts.values()) - len(work),
+        to_send=len(work),
+        now=sendable,
+        later=len(work) - sendable,
+        senders=tuple(senders),
+        window_seconds=window,
+        estimated_seconds=_estimate_seconds(sendable, senders),
+        windows_needed=_windows_needed(len(work), senders, sendable),
+        warnings=tuple(warnings),
+        recovered_pending=len(recovered),
+        repaired=state.repair,
+        problems=tuple((p["row"], p["reason"]) for p in verdicts.problems(limit=PLAN_PROBLEMS)),
+        rehearsal=rehearsal,
+    )
+    recorded = Recorded(
+        counts=counts,
+        renews_at=capacity_lines.next_renewal(now - window, window),
+        last_sent=capacity_lines.last_sent(now - window),
+    )
+    return Planned(plan=plan, work=work, recorded=recorded, records=records)
+
+
+def _plan_senders(
+    settings: Settings, api: ApiView, used: Mapping[str, int], warnings: list[str]
+) -> list[SenderPlan]:
+    window = settings.pacing.window_seconds
+    if api.senders is None:
+        return [
+            _sender_plan(
+                s.id,
+                name="",
+                status="offline",
+                daily_limit=s.daily_limit,
+                used=used.get(s.id, 0),
+                api_remaining=None,
+                premium=s.premium,
+                window=window,
+            )
+            for s in settings.senders
+        ]
+    infos = {s.id: s for s in api.senders}
+    wanted = [s.id for s in settings.senders] if settings.senders else list(infos)
+    plans = []
+    for sender_id in wanted:
+        configured = settings.sender(sender_id)
+        limit = configured.daily_limit if configured else settings.pacing.default_daily_limit
+        info = infos.get(sender_id)
+        quota = api.quotas.get(sender_id)
+        premium = configured.premium if configured else None
+        if premium is None and info is not None:
+            premium = info.premium
+        skipped = _skip_reason(info)
+        if skipped:
+            warnings.append(f"sender {sender_id}: {skipped}; skipped")
+        plans.append(
+            _sender_plan(
+                sender_id,
+                name=info.name if info else "",
+                status=info.status if info else "not found",
+                daily_limit=limit,
+                used=used.get(sender_id, 0),
+                api_remaining=quota.remaining if quota else None,
+                premium=premium,
+                window=window,
+                skipped=skipped,
+            )
+        )
+    return plans
+
+
+def _skip_reason(info: SenderInfo | None) -> str:
+    if info is None:
+        return "not a sender of this workspace (GET /inbox/senders does not list it)"
+    if info.status != "active":
+        return f"status is {info.status}"
+    return ""
+
+
+def _sender_plan(
+    sender_id: str,
+    *,
+    name: str,
+    status: str,
+    daily_limit: int,
+    used: int,
+    api_remaining: int | None,
+    premium: bool | None,
+    window: float,
+    skipped: str = "",
+) -> SenderPlan:
+    capacity = 0 if skipped else remaining_capacity(daily_limit, used, api_remaining)
+    return SenderPlan(
+        sender_id=sender_id,
+        name=name,
+        status=status,
+        daily_limit=daily_limit,
+        used_in_window=used,
+        api_remaining=api_remaining,
+        capacity=capacity,
+        interval_seconds=pacing_interval(capacity, window),
+        premium=premium,
+        skipped=skipped,
+    )
+
+
+def _rows_to_send(
+    table: pa.Table,
+    is_valid: pa.ChunkedArray,
+    state: JournalState,
+    recovered: dict[str, str],
+    choice: RowChoice,
+) -> tuple[pa.Table, Counter[str]]:
+    """The valid rows this run sends (with their recorded status and attempts), and the
+    valid rows counted by recorded status.
+
+    Matched in Arrow, so that resuming a finished million-row campaign builds no
+    million-entry dict, no Python object per row, and no copy of the valid rows.
+    """
+    sendable = {"", DEFERRED}
+    if choice.retry_failed:
+        sendable.add(FAILED)
+    if choice.retry_unknown:
+        sendable.add(UNKNOWN)
+    statuses, attempts = state.lookup(table["linkedin_url"])
+    # Chosen while crash-left rows still read `pending`: even with --retry-unknown, rows
+    # a crash just left in doubt wait for a person to check them, so that a cron line
+    # with the flag never re-sends them unseen.
+    to_do = pc.and_(is_valid, pc.is_in(statuses, value_set=pa.array(sorted(sendable))))
+    if recovered:
+        was_pending = pc.is_in(table["linkedin_url"], value_set=pa.array(list(recovered)))
+        statuses = pc.if_else(was_pending, UNKNOWN, statuses)
+    counts = Counter(_value_counts(statuses.filter(is_valid)))
+    todo = table.select(["row", "linkedin_url", "note", "sender_id"]).filter(to_do)
+    todo = todo.append_column("attempts", attempts.filter(to_do))
+    return todo.append_column("status", statuses.filter(to_do)), counts
+
+
+def _work_items(todo: pa.Table, known_senders: set[str]) -> tuple[list[WorkItem], list[WorkItem]]:
+    """The rows to send as work items, and the strays pinned to an unknown sender."""
+    work: list[WorkItem] = []
+    strays: list[WorkItem] = []
+    for item in todo.to_pylist():
+        row = WorkItem(
+            row=item["row"],
+            url=item["linkedin_url"],
+            note=item["note"],
+            pinned=item["sender_id"],
+            prior_attempts=item["attempts"],
+            initial=item["status"],
+        )
+        (strays if row.pinned and row.pinned not in known_senders else work).append(row)
+    return work, strays
+
+
+def _sendable_now(work: list[WorkItem], senders: list[SenderPlan]) -> int:
+    """How many rows the current capacity can take: pinned rows only by their sender,
+    the others by whatever capacity the pinned rows leave."""
+    capacity = {s.sender_id: s.capacity for s in senders if s.usable}
+    pinned = Counter(w.pinned for w in work if w.pinned)
+    now = 0
+    for sender_id, rows in pinned.items():
+        taken = min(rows, capacity.get(sender_id, 0))
+        now += taken
+        if sender_id in capacity:
+            capacity[sender_id] -= taken
+    shared = sum(1 for w in work if not w.pinned)
+    return now + min(shared, sum(capacity.values()))
+
+
+def _estimate_seconds(now: int, senders: list[SenderPlan]) -> float | None:
+    rate = sum(1.0 / s.interval_seconds for s in senders if s.usable)
+    if now == 0 or rate == 0:
+        return None if now else 0.0
+    # The first invitation of every sender leaves at once; the rest at the combined rate.
+    return max(0.0, (now - sum(1 for s in senders if s.usable)) / rate)
+
+
+def _windows_needed(to_send: int, senders: list[SenderPlan], now: int) -> int | None:
+    """Capacity windows (this one included) to send everything; ``None``: never, with
+    these senders."""
+    if to_send == 0:
+        return 0
+    later = to_send - now
+    if later <= 0:
+        return 1
+    per_window = sum(s.daily_limit for s in senders if not s.skipped)
+    return 1 + math.ceil(later / per_window) if per_window else None
+
+
+def _recover_pending(
+    state: JournalState, marks: Mapping[str, str]
+) -> tuple[dict[str, str], list[JournalRecord]]:
+    """Rows a crash left ``pending``: the request may have left, so they become ``unknown``
+    (dated when they were sent, for the capacity window). Returns ``{url: sender_id}`` and
+    the records that say so."""
+    pending = state.pending()
+    if pending.empty:
+        return {}, []
+    records = [
+        JournalRecord(
+            row=int(row),
+            linkedin_url=url,
+            sender_id=sender,
+            status=UNKNOWN,
+            error="interrupted while sending (crash or kill): the invitation may exist",
+            attempts=int(attempts) + 1,
+            timestamp=timestamp,
+            extra=marks,
+        )
+        for row, url, sender, attempts, timestamp in zip(
+            pending["row"],
+            pending["linkedin_url"],
+            pending["sender_id"],
+            pending["attempts"],
+            pending["timestamp"],
+            strict=True,
+        )
+    ]
+    return {r.linkedin_url: r.sender_id for r in records}, records
+
+
+def _new_problems(
+    rejected: pa.Table, state: JournalState, marks: Mapping[str, str]
+) -> list[JournalRecord]:
+    """Invalid and duplicate rows not yet recorded, so the results file accounts for every
+    row once."""
+    if rejected.num_rows == 0:
+        return []
+    problems = rejected.select(["row", "linkedin_url", "status", "reason"]).to_pandas()
+    seen = state.problems
+    if not seen.empty:
+        key = ["row", "status", "linkedin_url"]
+        merged = problems.merge(seen[key].drop_duplicates(), on=key, how="left", indicator=True)
+        problems = merged[merged["_merge"] == "left_only"]
+    return [
+        JournalRecord(
+            row=int(row), linkedin_url=url, sender_id="", status=status, error=reason, extra=marks
+        )
+        for row, url, status, reason in zip(
+            problems["row"],
+            problems["linkedin_url"],
+            problems["status"],
+            problems["reason"],
+            strict=True,
+        )
+    ]
+
+
+def _value_counts(values: pa.Array | pa.ChunkedArray) -> dict[str, int]:
+    return {d["values"]: d["counts"] for d in pc.value_counts(values).to_pylist()}
