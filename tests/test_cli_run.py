@@ -508,3 +508,43 @@ def test_a_stand_in_that_says_so_gets_rehearsal_results(serve: Serve, tmp_path: 
     assert not (tmp_path / "p.results.csv").exists()
     rehearsal = latest(tmp_path / "p.sandbox.results.csv")
     assert {line["api"] for line in rehearsal.values()} == {"sandbox"}
+
+
+# -- hand edits and unfinished lines --------------------------------------------------------
+
+
+def test_an_unfinished_pending_line_is_cut_and_the_plan_says_so(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 3)
+    config = config_for(tmp_path, server)
+    results = tmp_path / "p.results.csv"
+    header = ",".join(RESULTS_HEADER)
+    # What a kill during the pending line's write leaves: its request never left.
+    results.write_text(f"{header}\n2,{url(0)},a,pend", encoding="utf-8")
+    result = invoke(["run", str(input_path), "--config", str(config), "--yes"])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {results}:2: removed a line for row 2 that an interrupted run" in (
+        result.stderr
+    )
+    assert invited(server) == {url(n): 1 for n in range(3)}
+
+
+def test_a_hand_added_last_line_is_refused_with_its_line_number(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 3)
+    config = config_for(tmp_path, server)
+    results = tmp_path / "p.results.csv"
+    header = ",".join(RESULTS_HEADER)
+    # Typed by a person: no final newline, and no note_delivered or api field.
+    content = f"{header}\n2,{url(0)},a,sent,conn_1,,1,2026-11-30T10:00:00.000Z"
+    results.write_text(content, encoding="utf-8")
+    result = invoke(["run", str(input_path), "--config", str(config), "--yes"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"Error: {results}:2: the last line is not a complete record")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert results.read_text(encoding="utf-8") == content
+    assert connect_requests(server) == 0
