@@ -9,6 +9,7 @@ The tree::
     ├── JournalError              the results file cannot be read or written (exit 2)
     │   ├── JournalLockedError    another run holds the results file's lock
     │   └── JournalDisplacedError the results file was replaced or deleted mid-run
+    ├── LedgerError               the workspace ledger cannot be opened or written (exit 2)
     └── ApiError                  the SendPilot API refused the whole run
         └── AuthError             401/403: bad key or missing scope (exit 2)
 
@@ -68,6 +69,10 @@ class JournalLockedError(JournalError):
 
 class JournalDisplacedError(JournalError):
     """The results file's path stopped naming the file the run locked and writes."""
+
+
+class LedgerError(CampaignError):
+    """The workspace ledger cannot be opened, read or written."""
 
 
 class ApiError(CampaignError):

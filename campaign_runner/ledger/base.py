@@ -1,0 +1,182 @@
+"""The workspace ledger's interface, and the SQL both backends run.
+
+One truth per SendPilot workspace, shared by every campaign, process and machine that
+sends for it: who was invited (one row per attempt, by canonical profile URL), by which
+sender and campaign, with what outcome, and when. Two promises rest on it:
+
+- **Nobody twice.** At most one *live* attempt per person: ``pending`` (a request may be
+  on its way), ``sent``, ``unknown`` (it may exist) or ``already_connected``. A unique
+  index over the live rows makes a claim atomic: of two campaigns claiming one person at
+  once, exactly one wins; the other learns who holds the person (:class:`Holder`).
+  A person is invited again only after :meth:`Ledger.release` (a withdrawn invitation).
+- **No sender overspent.** A claim also reserves its sender's next slot, in the same
+  transaction: it is granted only while the sender's attempts in the rolling day and the
+  rolling week are under its limits, and no sooner than one pacing interval after the
+  sender's previous slot, whichever campaign took that one. Processes sharing a sender
+  therefore keep its interval together instead of each keeping it alone.
+
+Claims are committed (durably) before the request leaves; outcomes are settled after.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+PENDING = "pending"
+SENT = "sent"
+UNKNOWN = "unknown"
+ALREADY_CONNECTED = "already_connected"
+FAILED = "failed"
+DEFERRED = "deferred"
+RELEASED = "released"  # a live attempt let go on purpose: the person may be invited again
+
+LIVE: tuple[str, ...] = (PENDING, SENT, UNKNOWN, ALREADY_CONNECTED)
+# Attempts that spend the sender's capacity: the invitation (may have) left.
+SPENDING: tuple[str, ...] = (PENDING, SENT, UNKNOWN)
+OUTCOMES: frozenset[str] = frozenset({SENT, UNKNOWN, ALREADY_CONNECTED, FAILED, DEFERRED})
+WEEK_WINDOWS = 7  # a week is seven capacity windows
+
+
+@dataclass(frozen=True)
+class SenderLimits:
+    """What one sender may do, as this run's settings say."""
+
+    daily_limit: int
+    weekly_limit: int
+    interval_seconds: float  # the joint pace: seconds between two of its invitations
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    url: str  # canonical profile URL
+    sender_id: str
+    row: int = 0  # the spreadsheet row, for people reading the ledger
+
+
+class Verdict(enum.Enum):
+    CLAIMED = "claimed"  # yours: send it now
+    TAKEN = "taken"  # another attempt holds the person (see holder)
+    WAIT = "wait"  # the sender's next slot is later (see not_before)
+    FULL = "full"  # the sender's day or week is spent (see not_before: when it renews)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The live attempt that holds a person."""
+
+    campaign: str
+    status: str
+    sender_id: str
+    at: float  # when it was claimed, epoch seconds
+
+
+@dataclass(frozen=True)
+class Claim:
+    verdict: Verdict
+    claim_id: int | None = None
+    holder: Holder | None = None
+    not_before: float | None = None  # WAIT: the slot; FULL: when capacity frees up
+
+
+@dataclass(frozen=True)
+class Settle:
+    """The outcome of a claimed attempt."""
+
+    claim_id: int
+    status: str  # one of OUTCOMES
+    request_id: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SenderUsage:
+    """One sender's spending attempts in the rolling day and week, by campaign."""
+
+    day: int = 0
+    week: int = 0
+    day_by_campaign: Mapping[str, int] = field(default_factory=dict)
+    week_by_campaign: Mapping[str, int] = field(default_factory=dict)
+    last_at: float | None = None  # its latest slot, any campaign
+    oldest_in_day: float | None = None  # when the day's first attempt leaves the window
+
+
+@dataclass(frozen=True)
+class CampaignInfo:
+    id: int
+    name: str
+    results_path: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ImportLine:
+    """One outcome read from a results file written before the ledger existed."""
+
+    url: str
+    sender_id: str
+    status: str
+    at: float
+    request_id: str = ""
+    error: str = ""
+    row: int = 0
+
+
+class Ledger(ABC):
+    """A workspace ledger; :func:`campaign_runner.ledger.open_ledger` opens one."""
+
+    location: str  # where it lives, for people: a path or a URL without its password
+
+    @abstractmethod
+    def campaign(self, name: str, results_path: str, now: float) -> CampaignInfo:
+        """The campaign of this results file, registered on first use."""
+
+    @abstractmethod
+    def claim(
+        self,
+        campaign_id: int,
+        requests: Sequence[ClaimRequest],
+        limits: Mapping[str, SenderLimits],
+        window_seconds: float,
+        now: float,
+    ) -> list[Claim]:
+        """Claim each person for its sender, in order, in one durable transaction."""
+
+    @abstractmethod
+    def settle(self, outcomes: Sequence[Settle], now: float) -> None:
+        """Record the outcomes of claimed attempts, in one durable transaction."""
+
+    @abstractmethod
+    def holders(self, urls: Iterable[str], campaign_id: int) -> dict[str, Holder]:
+        """The live attempts of other campaigns that hold any of ``urls``."""
+
+    @abstractmethod
+    def usage(self, window_seconds: float, now: float) -> dict[str, SenderUsage]:
+        """Every sender's spending attempts in the rolling day and week."""
+
+    @abstractmethod
+    def release(self, urls: Iterable[str], now: float) -> int:
+        """Let the live attempts on ``urls`` go, so they may be invited again; how many."""
+
+    @abstractmethod
+    def import_lines(self, campaign_id: int, lines: Sequence[ImportLine]) -> int:
+        """Bring in outcomes of a results file from before the ledger; how many were new."""
+
+    @abstractmethod
+    def campaigns(self) -> list[CampaignInfo]:
+        """Every campaign of the workspace, oldest first."""
+
+    @abstractmethod
+    def totals(self) -> dict[str, int]:
+        """People per status of their latest attempt."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

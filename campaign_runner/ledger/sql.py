@@ -1,0 +1,353 @@
+"""The ledger's logic in SQL, shared by the SQLite and PostgreSQL backends.
+
+Both run the same statements (written with ``?`` placeholders; the PostgreSQL backend
+turns them into ``%s``) inside one transaction per call. A backend supplies the
+connection, the schema's dialect (identity columns) and :meth:`SqlLedger._begin`, which
+must take the workspace's write lock for the transaction, so that every claim sees every
+earlier claim of every process.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from campaign_runner.ledger.base import (
+    LIVE,
+    OUTCOMES,
+    PENDING,
+    RELEASED,
+    SPENDING,
+    WEEK_WINDOWS,
+    CampaignInfo,
+    Claim,
+    ClaimRequest,
+    Holder,
+    ImportLine,
+    Ledger,
+    SenderLimits,
+    SenderUsage,
+    Settle,
+    Verdict,
+)
+
+SCHEMA_VERSION = "1"
+
+
+def _in(values: Sequence[str]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+_LIVE = _in(LIVE)
+_SPENDING = _in(SPENDING)
+
+
+def schema(identity: str, real: str) -> list[str]:
+    """The DDL, with the dialect's auto-numbered key and floating-point type."""
+    return [
+        f"""CREATE TABLE IF NOT EXISTS campaigns (
+            id {identity},
+            name TEXT NOT NULL,
+            results_path TEXT NOT NULL UNIQUE,
+            created_at {real} NOT NULL
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS attempts (
+            id {identity},
+            url TEXT NOT NULL,
+            sender_id TEXT NOT NULL,
+            campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+            row_number INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL,
+            request_id TEXT NOT NULL DEFAULT '',
+            error TEXT NOT NULL DEFAULT '',
+            at {real} NOT NULL,
+            settled_at {real}
+        )""",
+        # The promise itself: at most one live attempt per person, whoever makes it.
+        f"CREATE UNIQUE INDEX IF NOT EXISTS attempts_one_live ON attempts (url) "
+        f"WHERE status IN {_LIVE}",
+        "CREATE INDEX IF NOT EXISTS attempts_by_sender ON attempts (sender_id, at)",
+        "CREATE INDEX IF NOT EXISTS attempts_by_campaign ON attempts (campaign_id)",
+        f"""CREATE TABLE IF NOT EXISTS senders (
+            sender_id TEXT PRIMARY KEY,
+            next_slot_at {real} NOT NULL
+        )""",
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ]
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class SqlLedger(Ledger):
+    """The ledger over a DB-API connection; subclasses bind a database."""
+
+    @abstractmethod
+    def _transaction(self) -> Any:
+        """A context manager: a cursor inside one transaction holding the write lock,
+        committed (durably) on success and rolled back on error."""
+
+    def _sql(self, text: str) -> str:
+        return text
+
+    @contextmanager
+    def _tx(self) -> Iterator[_Q]:
+        with self._transaction() as cursor:
+            yield _Q(cursor, self._sql)
+
+    # -- campaigns
+
+    def campaign(self, name: str, results_path: str, now: float) -> CampaignInfo:
+        with self._tx() as q:
+            row = q.one(
+                "SELECT id, name, results_path, created_at FROM campaigns WHERE results_path = ?",
+                (results_path,),
+            )
+            if row is None:
+                row = q.one(
+                    "INSERT INTO campaigns (name, results_path, created_at) VALUES (?, ?, ?) "
+                    "RETURNING id, name, results_path, created_at",
+                    (name, results_path, now),
+                )
+            assert row is not None
+            return CampaignInfo(int(row[0]), str(row[1]), str(row[2]), float(row[3]))
+
+    def campaigns(self) -> list[CampaignInfo]:
+        with self._tx() as q:
+            rows = q.all("SELECT id, name, results_path, created_at FROM campaigns ORDER BY id")
+        return [CampaignInfo(int(r[0]), str(r[1]), str(r[2]), float(r[3])) for r in rows]
+
+    # -- claims and outcomes
+
+    def claim(
+        self,
+        campaign_id: int,
+        requests: Sequence[ClaimRequest],
+        limits: Mapping[str, SenderLimits],
+        window_seconds: float,
+        now: float,
+    ) -> list[Claim]:
+        with self._tx() as q:
+            return [
+                self._claim_one(q, campaign_id, r, limits, window_seconds, now) for r in requests
+            ]
+
+    def _claim_one(
+        self,
+        q: _Q,
+        campaign_id: int,
+        request: ClaimRequest,
+        limits: Mapping[str, SenderLimits],
+        window: float,
+        now: float,
+    ) -> Claim:
+        live = q.one(
+            f"SELECT a.id, a.campaign_id, a.status, a.sender_id, a.at, c.name "
+            f"FROM attempts a JOIN campaigns c ON c.id = a.campaign_id "
+            f"WHERE a.url = ? AND a.status IN {_LIVE}",
+            (request.url,),
+        )
+        if live is not None:
+            mine, status = int(live[1]) == campaign_id, str(live[2])
+            if not (mine and status in (PENDING, "unknown")):
+                holder = Holder(str(live[5]), status, str(live[3]), float(live[4]))
+                return Claim(Verdict.TAKEN, holder=holder)
+        limit = limits[request.sender_id]
+        full_until = self._full_until(q, request.sender_id, limit, window, now)
+        if full_until is not None:
+            return Claim(Verdict.FULL, not_before=full_until)
+        slot = q.one("SELECT next_slot_at FROM senders WHERE sender_id = ?", (request.sender_id,))
+        if slot is not None and float(slot[0]) > now:
+            return Claim(Verdict.WAIT, not_before=float(slot[0]))
+        if live is not None:
+            # This campaign's own attempt in doubt, sent again on purpose (--retry-unknown).
+            q.run(
+                "UPDATE attempts SET status = ?, settled_at = ? WHERE id = ?",
+                (RELEASED, now, live[0]),
+            )
+        row = q.one(
+            "INSERT INTO attempts (url, sender_id, campaign_id, row_number, status, at) "
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            (request.url, request.sender_id, campaign_id, request.row, PENDING, now),
+        )
+        assert row is not None
+        q.run(
+            "INSERT INTO senders (sender_id, next_slot_at) VALUES (?, ?) "
+            "ON CONFLICT (sender_id) DO UPDATE SET next_slot_at = excluded.next_slot_at",
+            (request.sender_id, now + limit.interval_seconds),
+        )
+        return Claim(Verdict.CLAIMED, claim_id=int(row[0]))
+
+    def _full_until(
+        self, q: _Q, sender_id: str, limit: SenderLimits, window: float, now: float
+    ) -> float | None:
+        """When the sender's spent day or week frees a slot, or None while it has room."""
+        for span, cap in ((window, limit.daily_limit), (WEEK_WINDOWS * window, limit.weekly_limit)):
+            row = q.one(
+                f"SELECT COUNT(*), MIN(at) FROM attempts WHERE sender_id = ? "
+                f"AND status IN {_SPENDING} AND at >= ?",
+                (sender_id, now - span),
+            )
+            assert row is not None
+            if int(row[0]) >= cap:
+                if int(row[0]) == 0:
+                    return now + span  # a limit of zero: never, in effect
+                # The oldest attempt of the span leaves it first; more may have to.
+                nth = q.one(
+                    f"SELECT at FROM attempts WHERE sender_id = ? AND status IN {_SPENDING} "
+                    f"AND at >= ? ORDER BY at LIMIT 1 OFFSET ?",
+                    (sender_id, now - span, int(row[0]) - cap),
+                )
+                assert nth is not None
+                return float(nth[0]) + span
+        return None
+
+    def settle(self, outcomes: Sequence[Settle], now: float) -> None:
+        bad = [o.status for o in outcomes if o.status not in OUTCOMES]
+        if bad:
+            raise ValueError(f"not an outcome: {bad[0]!r}")
+        with self._tx() as q:
+            q.many(
+                "UPDATE attempts SET status = ?, request_id = ?, error = ?, settled_at = ? "
+                "WHERE id = ?",
+                [(o.status, o.request_id, o.error, now, o.claim_id) for o in outcomes],
+            )
+
+    def release(self, urls: Iterable[str], now: float) -> int:
+        wanted = list(dict.fromkeys(urls))
+        with self._tx() as q:
+            before = q.one(f"SELECT COUNT(*) FROM attempts WHERE status IN {_LIVE}")
+            q.many(
+                f"UPDATE attempts SET status = ?, settled_at = ? "
+                f"WHERE url = ? AND status IN {_LIVE}",
+                [(RELEASED, now, u) for u in wanted],
+            )
+            after = q.one(f"SELECT COUNT(*) FROM attempts WHERE status IN {_LIVE}")
+        assert before is not None and after is not None
+        return int(before[0]) - int(after[0])
+
+    # -- what planning asks
+
+    def holders(self, urls: Iterable[str], campaign_id: int) -> dict[str, Holder]:
+        wanted = list(dict.fromkeys(urls))
+        found: dict[str, Holder] = {}
+        with self._tx() as q:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                rows = q.all(
+                    f"SELECT a.url, c.name, a.status, a.sender_id, a.at, a.campaign_id "
+                    f"FROM attempts a JOIN campaigns c ON c.id = a.campaign_id "
+                    f"WHERE a.status IN {_LIVE} AND a.url IN ({marks})",
+                    chunk,
+                )
+                for url, name, status, sender, at, owner in rows:
+                    if int(owner) != campaign_id:
+                        found[str(url)] = Holder(str(name), str(status), str(sender), float(at))
+        return found
+
+    def usage(self, window_seconds: float, now: float) -> dict[str, SenderUsage]:
+        day_start, week_start = now - window_seconds, now - WEEK_WINDOWS * window_seconds
+        with self._tx() as q:
+            rows = q.all(
+                f"SELECT a.sender_id, c.name, "
+                f"SUM(CASE WHEN a.at >= ? THEN 1 ELSE 0 END), COUNT(*), MAX(a.at), "
+                f"MIN(CASE WHEN a.at >= ? THEN a.at END) "
+                f"FROM attempts a JOIN campaigns c ON c.id = a.campaign_id "
+                f"WHERE a.status IN {_SPENDING} AND a.at >= ? "
+                f"GROUP BY a.sender_id, c.name",
+                (day_start, day_start, week_start),
+            )
+        by_sender: dict[str, list[Any]] = {}
+        for row in rows:
+            by_sender.setdefault(str(row[0]), []).append(row)
+        usage: dict[str, SenderUsage] = {}
+        for sender, parts in by_sender.items():
+            oldest = [float(p[5]) for p in parts if p[5] is not None]
+            usage[sender] = SenderUsage(
+                day=sum(int(p[2]) for p in parts),
+                week=sum(int(p[3]) for p in parts),
+                day_by_campaign={str(p[1]): int(p[2]) for p in parts if int(p[2])},
+                week_by_campaign={str(p[1]): int(p[3]) for p in parts},
+                last_at=max(float(p[4]) for p in parts),
+                oldest_in_day=min(oldest) if oldest else None,
+            )
+        return usage
+
+    def totals(self) -> dict[str, int]:
+        with self._tx() as q:
+            rows = q.all(
+                f"SELECT status, COUNT(*) FROM attempts WHERE status IN {_in((*LIVE, 'failed'))} "
+                f"GROUP BY status"
+            )
+        return {str(status): int(count) for status, count in rows}
+
+    # -- bringing in results from before the ledger
+
+    def import_lines(self, campaign_id: int, lines: Sequence[ImportLine]) -> int:
+        added = 0
+        with self._tx() as q:
+            for line in lines:
+                if line.status not in OUTCOMES:
+                    continue
+                if line.status in LIVE:
+                    taken = q.one(
+                        f"SELECT 1 FROM attempts WHERE url = ? AND status IN {_LIVE}", (line.url,)
+                    )
+                    if taken is not None:
+                        continue
+                else:
+                    seen = q.one(
+                        "SELECT 1 FROM attempts WHERE url = ? AND campaign_id = ? AND at = ?",
+                        (line.url, campaign_id, line.at),
+                    )
+                    if seen is not None:
+                        continue
+                q.run(
+                    "INSERT INTO attempts (url, sender_id, campaign_id, row_number, status, "
+                    "request_id, error, at, settled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        line.url,
+                        line.sender_id,
+                        campaign_id,
+                        line.row,
+                        line.status,
+                        line.request_id,
+                        line.error,
+                        line.at,
+                        line.at,
+                    ),
+                )
+                added += 1
+        return added
+
+
+class _Q:
+    """A cursor with the backend's placeholder style."""
+
+    def __init__(self, cursor: Cursor, sql: Any) -> None:
+        self._cursor = cursor
+        self._sql = sql
+
+    def run(self, text: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(self._sql(text), params)
+
+    def one(self, text: str, params: Sequence[Any] = ()) -> Any:
+        self._cursor.execute(self._sql(text), params)
+        return self._cursor.fetchone()
+
+    def all(self, text: str, params: Sequence[Any] = ()) -> list[Any]:
+        self._cursor.execute(self._sql(text), params)
+        return list(self._cursor.fetchall())
+
+    def many(self, text: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._cursor.executemany(self._sql(text), rows)

@@ -1,0 +1,72 @@
+"""The workspace ledger in one SQLite file: the default, for one machine.
+
+WAL journal with ``synchronous=FULL``, so that a committed claim survives a crash or a
+power cut before its request leaves; ``BEGIN IMMEDIATE`` takes the file's write lock at the
+start of every transaction, so that processes sharing the file claim one after another
+and each sees the others' claims. A busy file is waited for (``busy_timeout``), not
+refused: claims are short.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from campaign_runner.errors import LedgerError
+from campaign_runner.ledger.sql import SCHEMA_VERSION, Cursor, SqlLedger, schema
+
+BUSY_TIMEOUT_MS = 60_000
+
+
+class SQLiteLedger(SqlLedger):
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.location = str(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit mode: transactions are begun explicitly, as BEGIN IMMEDIATE.
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=60
+            )
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+        except (OSError, sqlite3.Error) as exc:
+            raise LedgerError(f"{self.path}: cannot open the workspace ledger: {exc}") from None
+        self._lock = threading.Lock()  # one connection, used from the loop and a thread
+        with self._transaction() as cursor:
+            for statement in schema("INTEGER PRIMARY KEY", "REAL"):
+                cursor.execute(statement)
+            cursor.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO NOTHING",
+                (SCHEMA_VERSION,),
+            )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Cursor]:
+        with self._lock:
+            cursor = self._db.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+                cursor.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(cursor)
+                raise LedgerError(f"{self.path}: the workspace ledger failed: {exc}") from None
+            except BaseException:
+                self._rollback(cursor)
+                raise
+            finally:
+                cursor.close()
+
+    def _rollback(self, cursor: sqlite3.Cursor) -> None:
+        if self._db.in_transaction:
+            cursor.execute("ROLLBACK")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

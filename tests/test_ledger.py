@@ -1,0 +1,223 @@
+"""The workspace ledger: claims, capacity and joint pacing, across campaigns and processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from campaign_runner.ledger import (
+    ClaimRequest,
+    ImportLine,
+    Ledger,
+    SenderLimits,
+    Settle,
+    SQLiteLedger,
+    Verdict,
+)
+
+T0 = 1_800_000_000.0
+DAY = 86_400.0
+ROOMY = SenderLimits(daily_limit=1000, weekly_limit=5000, interval_seconds=0.0)
+
+
+def url(n: int) -> str:
+    return f"https://www.linkedin.com/in/person-{n}"
+
+
+OpenLedger = Callable[[], Ledger]
+
+
+@pytest.fixture
+def open_ledger(tmp_path: Path) -> Iterator[OpenLedger]:
+    opened: list[Ledger] = []
+
+    def make() -> Ledger:
+        ledger = SQLiteLedger(tmp_path / "workspace.sqlite3")
+        opened.append(ledger)
+        return ledger
+
+    yield make
+    for ledger in opened:
+        ledger.close()
+
+
+def claim(
+    ledger: Ledger,
+    campaign: int,
+    n: int,
+    sender: str = "s1",
+    now: float = T0,
+    limits: SenderLimits = ROOMY,
+):  # type: ignore[no-untyped-def]
+    return ledger.claim(campaign, [ClaimRequest(url(n), sender)], {sender: limits}, DAY, now)[0]
+
+
+def test_a_person_claimed_by_one_campaign_is_taken_for_another(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger()
+    first = ledger.campaign("q3-list", "/data/q3.results.csv", T0).id
+    second = ledger.campaign("q3-list-v2", "/data/q3v2.results.csv", T0).id
+    assert claim(ledger, first, 1).verdict is Verdict.CLAIMED
+    taken = claim(ledger, second, 1, now=T0 + 5)
+    assert taken.verdict is Verdict.TAKEN
+    assert taken.holder is not None
+    assert (taken.holder.campaign, taken.holder.status, taken.holder.at) == (
+        "q3-list",
+        "pending",
+        T0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("outcome", "again"),
+    [
+        ("sent", Verdict.TAKEN),
+        ("already_connected", Verdict.TAKEN),
+        ("unknown", Verdict.TAKEN),
+        ("failed", Verdict.CLAIMED),
+        ("deferred", Verdict.CLAIMED),
+    ],
+)
+def test_only_live_attempts_hold_a_person(
+    open_ledger: OpenLedger, outcome: str, again: Verdict
+) -> None:
+    ledger = open_ledger()
+    first = ledger.campaign("a", "/a.csv", T0).id
+    second = ledger.campaign("b", "/b.csv", T0).id
+    granted = claim(ledger, first, 1)
+    assert granted.claim_id is not None
+    ledger.settle([Settle(granted.claim_id, outcome, request_id="conn_1")], T0 + 1)
+    assert claim(ledger, second, 1, now=T0 + 2).verdict is again
+
+
+def test_a_campaign_may_send_its_own_unknown_again_but_not_its_sent(
+    open_ledger: OpenLedger,
+) -> None:
+    ledger = open_ledger()
+    mine = ledger.campaign("a", "/a.csv", T0).id
+    unknown, sent = claim(ledger, mine, 1), claim(ledger, mine, 2)
+    assert unknown.claim_id is not None and sent.claim_id is not None
+    ledger.settle([Settle(unknown.claim_id, "unknown"), Settle(sent.claim_id, "sent")], T0)
+    assert claim(ledger, mine, 1, now=T0 + 1).verdict is Verdict.CLAIMED  # --retry-unknown
+    assert claim(ledger, mine, 2, now=T0 + 1).verdict is Verdict.TAKEN
+
+
+def test_release_lets_a_person_be_invited_again(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger()
+    first = ledger.campaign("a", "/a.csv", T0).id
+    granted = claim(ledger, first, 1)
+    assert granted.claim_id is not None
+    ledger.settle([Settle(granted.claim_id, "sent")], T0)
+    assert ledger.release([url(1), url(2)], T0 + 10) == 1
+    assert claim(ledger, ledger.campaign("b", "/b.csv", T0).id, 1).verdict is Verdict.CLAIMED
+
+
+def test_the_daily_and_weekly_limits_count_every_campaign(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger()
+    a, b = ledger.campaign("a", "/a.csv", T0).id, ledger.campaign("b", "/b.csv", T0).id
+    limits = SenderLimits(daily_limit=2, weekly_limit=3, interval_seconds=0.0)
+    assert claim(ledger, a, 1, limits=limits).verdict is Verdict.CLAIMED
+    assert claim(ledger, b, 2, now=T0 + 60, limits=limits).verdict is Verdict.CLAIMED
+    full = claim(ledger, a, 3, now=T0 + 120, limits=limits)
+    assert (full.verdict, full.not_before) == (Verdict.FULL, T0 + DAY)
+    # A day later the day has room, but the week's three are spent once one more leaves.
+    assert claim(ledger, b, 3, now=T0 + DAY + 60, limits=limits).verdict is Verdict.CLAIMED
+    week = claim(ledger, a, 4, now=T0 + DAY + 120, limits=limits)
+    assert (week.verdict, week.not_before) == (Verdict.FULL, T0 + 7 * DAY)
+    usage = ledger.usage(DAY, T0 + DAY + 120)["s1"]
+    assert (usage.day, usage.week) == (1, 3)
+    assert usage.week_by_campaign == {"a": 1, "b": 2}
+
+
+def test_a_failed_or_deferred_attempt_spends_no_capacity(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger()
+    a = ledger.campaign("a", "/a.csv", T0).id
+    limits = SenderLimits(daily_limit=1, weekly_limit=1, interval_seconds=0.0)
+    granted = claim(ledger, a, 1, limits=limits)
+    assert granted.claim_id is not None
+    ledger.settle([Settle(granted.claim_id, "failed", error="400")], T0)
+    assert claim(ledger, a, 2, limits=limits).verdict is Verdict.CLAIMED
+
+
+def test_claims_keep_the_senders_interval_whichever_campaign_takes_them(
+    open_ledger: OpenLedger,
+) -> None:
+    ledger = open_ledger()
+    a, b = ledger.campaign("a", "/a.csv", T0).id, ledger.campaign("b", "/b.csv", T0).id
+    paced = SenderLimits(daily_limit=100, weekly_limit=100, interval_seconds=60.0)
+    assert claim(ledger, a, 1, limits=paced).verdict is Verdict.CLAIMED
+    wait = claim(ledger, b, 2, now=T0 + 10, limits=paced)
+    assert (wait.verdict, wait.not_before) == (Verdict.WAIT, T0 + 60)
+    assert claim(ledger, b, 2, now=T0 + 60, limits=paced).verdict is Verdict.CLAIMED
+    assert claim(ledger, a, 3, now=T0 + 60, limits=paced).verdict is Verdict.WAIT
+    # Another sender is paced on its own.
+    assert claim(ledger, a, 3, sender="s2", now=T0 + 60, limits=paced).verdict is Verdict.CLAIMED
+
+
+def test_holders_name_other_campaigns_only(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger()
+    a, b = ledger.campaign("a", "/a.csv", T0).id, ledger.campaign("b", "/b.csv", T0).id
+    claim(ledger, a, 1)
+    claim(ledger, b, 2)
+    holders = ledger.holders([url(n) for n in range(1200)], b)
+    assert list(holders) == [url(1)]
+    assert holders[url(1)].campaign == "a"
+
+
+def test_import_brings_in_outcomes_once(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger()
+    a = ledger.campaign("old", "/old.csv", T0).id
+    lines = [
+        ImportLine(url(1), "s1", "sent", T0 - 3600, request_id="conn_1"),
+        ImportLine(url(2), "s1", "failed", T0 - 3000),
+        ImportLine(url(3), "s1", "invalid", T0 - 3000),
+    ]
+    assert ledger.import_lines(a, lines) == 2
+    assert ledger.import_lines(a, lines) == 0
+    assert ledger.usage(DAY, T0)["s1"].day == 1
+    b = ledger.campaign("new", "/new.csv", T0).id
+    assert claim(ledger, b, 1).verdict is Verdict.TAKEN
+    assert claim(ledger, b, 2).verdict is Verdict.CLAIMED
+
+
+def test_two_processes_never_claim_one_person_or_overspend_a_sender(tmp_path: Path) -> None:
+    database = tmp_path / "workspace.sqlite3"
+    script = textwrap.dedent(
+        f"""
+        import pathlib, sys, time
+        from campaign_runner.ledger import ClaimRequest, SenderLimits, SQLiteLedger
+        ledger = SQLiteLedger({str(database)!r})
+        me = ledger.campaign(sys.argv[1], "/" + sys.argv[1], 0.0).id
+        limits = {{"s1": SenderLimits(daily_limit=75, weekly_limit=75, interval_seconds=0.0)}}
+        # Start together, so that the claims interleave.
+        pathlib.Path({str(tmp_path)!r}, "ready-" + sys.argv[1]).touch()
+        while len(list(pathlib.Path({str(tmp_path)!r}).glob("ready-*"))) < 2:
+            time.sleep(0.001)
+        won = 0
+        order = range(100) if sys.argv[1] == "a" else range(99, -1, -1)  # meet midway
+        for i, n in enumerate(order):
+            url = f"https://www.linkedin.com/in/person-{{n}}"
+            got = ledger.claim(me, [ClaimRequest(url, "s1")], limits, 86400.0, 1000.0 + i)
+            won += got[0].verdict.value == "claimed"
+            time.sleep(0.01)  # paced, as senders are: the other process gets its turns
+        print(won)
+        """
+    )
+    SQLiteLedger(database).close()  # the schema exists before both start
+    runs = [
+        subprocess.Popen([sys.executable, "-c", script, name], stdout=subprocess.PIPE, text=True)
+        for name in ("a", "b")
+    ]
+    won = [int(p.communicate(timeout=60)[0]) for p in runs]
+    assert all(p.returncode == 0 for p in runs)
+    with SQLiteLedger(database) as ledger:
+        totals = ledger.totals()
+        usage = ledger.usage(86400.0, 1200.0)["s1"]
+    assert sum(won) == 75  # the sender's limit, split between the two
+    assert totals == {"pending": 75}
+    assert usage.day == 75
+    assert min(won) > 0  # both took part
