@@ -19,6 +19,7 @@ from campaign_runner.errors import ConfigError
 
 API_KEY_ENV = "SENDPILOT_API_KEY"
 CONFIG_ENV = "CAMPAIGN_RUNNER_CONFIG"
+DATABASE_ENV = "CAMPAIGN_RUNNER_DATABASE"
 DEFAULT_CONFIG_NAME = "campaign-runner.yaml"
 DEFAULT_BASE_URL = "https://api.sendpilot.ai/v1"
 
@@ -60,6 +61,8 @@ class SenderSettings:
     # Whether the LinkedIn account is Premium (only Premium senders deliver notes). The
     # API does not document this; None means "not known".
     premium: bool | None = None
+    # Invitations per rolling week (7 windows); None: pacing.default_weekly_limit.
+    weekly_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ class PacingSettings:
     jitter: float = 0.0
     # Used for senders that the config does not list but the API reports.
     default_daily_limit: int = 25
+    # LinkedIn's binding limit is weekly: a sender without its own weekly_limit gets this,
+    # or its daily limit where that is higher (a week below a day would contradict it).
+    default_weekly_limit: int = 100
 
 
 @dataclass(frozen=True)
@@ -82,16 +88,43 @@ class RetrySettings:
 
 
 @dataclass(frozen=True)
+class WorkspaceSettings:
+    # Where the workspace ledger lives: an SQLite file path or a postgresql:// URL. None:
+    # one SQLite file per workspace in the user's data directory.
+    database: str | None = None
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    # Do-not-contact lists (CSV or XLSX: profile URLs and/or a `company` column).
+    exclude: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     senders: tuple[SenderSettings, ...] = ()
     pacing: PacingSettings = field(default_factory=PacingSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
+    workspace: WorkspaceSettings = field(default_factory=WorkspaceSettings)
+    campaign: CampaignSettings = field(default_factory=CampaignSettings)
     source: Path | None = None
     warnings: tuple[str, ...] = ()
 
     def sender(self, sender_id: str) -> SenderSettings | None:
         return next((s for s in self.senders if s.id == sender_id), None)
+
+    def daily_limit(self, sender_id: str) -> int:
+        """The sender's configured daily limit, or the default for unlisted senders."""
+        configured = self.sender(sender_id)
+        return configured.daily_limit if configured else self.pacing.default_daily_limit
+
+    def weekly_limit(self, sender_id: str) -> int:
+        """The sender's weekly limit: its own, else the default, never below its day's."""
+        configured = self.sender(sender_id)
+        if configured is not None and configured.weekly_limit is not None:
+            return configured.weekly_limit
+        return max(self.pacing.default_weekly_limit, self.daily_limit(sender_id))
 
     def require_api_key(self) -> Secret:
         """The API key, or a :class:`ConfigError` saying where it is looked for."""
@@ -133,7 +166,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str] = os.environ) ->
             line = f" at line {mark.line + 1}" if mark is not None else ""
             raise ConfigError(path, None, f"not valid YAML{line}") from None
     reader = _Reader(source)
-    top = reader.mapping(raw, "", {"api", "senders", "pacing", "retry"})
+    top = reader.mapping(raw, "", {"api", "senders", "pacing", "retry", "workspace", "campaign"})
     api_raw = reader.mapping(top.get("api", {}), "api", {"base_url", "timeout_seconds", "api_key"})
     warnings: list[str] = []
     key = environ.get(API_KEY_ENV) or None
@@ -156,7 +189,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str] = os.environ) ->
     pacing_raw = reader.mapping(
         top.get("pacing", {}),
         "pacing",
-        {"window_seconds", "concurrency", "jitter", "default_daily_limit"},
+        {"window_seconds", "concurrency", "jitter", "default_daily_limit", "default_weekly_limit"},
     )
     pacing = PacingSettings(
         window_seconds=reader.number(pacing_raw, "pacing.window_seconds", 86400.0, minimum=0.001),
@@ -164,6 +197,9 @@ def load_settings(path: Path | None, environ: Mapping[str, str] = os.environ) ->
         jitter=reader.number(pacing_raw, "pacing.jitter", 0.0, minimum=0.0, maximum=1.0),
         default_daily_limit=int(
             reader.number(pacing_raw, "pacing.default_daily_limit", 25, minimum=0, whole=True)
+        ),
+        default_weekly_limit=int(
+            reader.number(pacing_raw, "pacing.default_weekly_limit", 100, minimum=0, whole=True)
         ),
     )
     retry_raw = reader.mapping(
@@ -176,14 +212,32 @@ def load_settings(path: Path | None, environ: Mapping[str, str] = os.environ) ->
         base_delay_seconds=reader.number(retry_raw, "retry.base_delay_seconds", 1.0, minimum=0.0),
         max_delay_seconds=reader.number(retry_raw, "retry.max_delay_seconds", 60.0, minimum=0.0),
     )
+    workspace_raw = reader.mapping(top.get("workspace", {}), "workspace", {"database"})
+    database = environ.get(DATABASE_ENV) or reader.string(workspace_raw, "workspace.database", None)
+    campaign_raw = reader.mapping(top.get("campaign", {}), "campaign", {"exclude"})
     return Settings(
         api=api,
         senders=_senders(reader, top.get("senders", [])),
         pacing=pacing,
         retry=retry,
+        workspace=WorkspaceSettings(database=database or None),
+        campaign=CampaignSettings(exclude=_paths(reader, campaign_raw, "campaign.exclude", path)),
         source=path,
         warnings=tuple(warnings),
     )
+
+
+def _paths(reader: _Reader, raw: dict[str, Any], key: str, config: Path | None) -> tuple[Path, ...]:
+    """A list of file paths; relative ones are relative to the config file's folder."""
+    value = raw.get(key.rsplit(".", 1)[-1])
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(reader.source, key, "must be a list of file paths")
+    base = config.parent if config is not None else Path()
+    return tuple(base / Path(v).expanduser() for v in value)
 
 
 def _senders(reader: _Reader, raw: Any) -> tuple[SenderSettings, ...]:
@@ -195,7 +249,7 @@ def _senders(reader: _Reader, raw: Any) -> tuple[SenderSettings, ...]:
     seen: set[str] = set()
     for i, item in enumerate(raw):
         where = f"senders[{i}]"
-        entry = reader.mapping(item, where, {"id", "daily_limit", "premium"})
+        entry = reader.mapping(item, where, {"id", "daily_limit", "weekly_limit", "premium"})
         sender_id = reader.string(entry, f"{where}.id", None)
         if not sender_id:
             raise ConfigError(reader.source, f"{where}.id", "is required")
@@ -203,10 +257,24 @@ def _senders(reader: _Reader, raw: Any) -> tuple[SenderSettings, ...]:
             raise ConfigError(reader.source, f"{where}.id", f"{sender_id!r} is listed twice")
         seen.add(sender_id)
         limit = reader.number(entry, f"{where}.daily_limit", None, minimum=0, whole=True)
+        weekly = None
+        if entry.get("weekly_limit") is not None:
+            weekly = int(reader.number(entry, f"{where}.weekly_limit", None, minimum=0, whole=True))
+            if weekly < limit:
+                raise ConfigError(
+                    reader.source,
+                    f"{where}.weekly_limit",
+                    f"{weekly} is below the daily_limit {int(limit)}: a week cannot hold "
+                    "less than a day",
+                )
         premium = entry.get("premium")
         if premium is not None and not isinstance(premium, bool):
             raise ConfigError(reader.source, f"{where}.premium", "must be true or false")
-        senders.append(SenderSettings(id=sender_id, daily_limit=int(limit), premium=premium))
+        senders.append(
+            SenderSettings(
+                id=sender_id, daily_limit=int(limit), premium=premium, weekly_limit=weekly
+            )
+        )
     return tuple(senders)
 
 

@@ -69,7 +69,10 @@ def test_values_are_read(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("pacing:\n  daily_limt: 5\n", "pacing.daily_limt: unknown key (known here: "),
-        ("sender:\n  - id: x\n", "sender: unknown key (known here: api, pacing, retry, senders)"),
+        (
+            "sender:\n  - id: x\n",
+            "sender: unknown key (known here: api, campaign, pacing, retry, senders, workspace)",
+        ),
         ("api: just-a-string\n", "api: must be a mapping of keys to values"),
         ("- a\n- b\n", "must be a mapping of keys to values"),
         ("api:\n  timeout_seconds: soon\n", "api.timeout_seconds: must be a number, not 'soon'"),
@@ -179,3 +182,40 @@ def test_find_config_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert find_config(None, environ={}) is None
     (tmp_path / "campaign-runner.yaml").write_text("", encoding="utf-8")
     assert find_config(None, environ={}) == Path("campaign-runner.yaml")
+
+
+def test_weekly_limits_default_to_the_pacing_default_but_never_below_a_day(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "senders:\n"
+        "  - {id: a, daily_limit: 20}\n"
+        "  - {id: b, daily_limit: 150}\n"
+        "  - {id: c, daily_limit: 10, weekly_limit: 40}\n"
+        "pacing: {default_weekly_limit: 90}\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(path, environ={})
+    assert [settings.weekly_limit(s) for s in ("a", "b", "c", "unlisted")] == [90, 150, 40, 90]
+
+
+def test_a_weekly_limit_below_the_daily_one_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("senders:\n  - {id: a, daily_limit: 20, weekly_limit: 10}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"senders\[0\]\.weekly_limit: 10 is below the daily"):
+        load_settings(path, environ={})
+
+
+def test_workspace_database_from_config_or_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "workspace: {database: team.sqlite3}\ncampaign: {exclude: [dnc.csv, /abs/list.xlsx]}\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(path, environ={})
+    assert settings.workspace.database == "team.sqlite3"
+    assert settings.campaign.exclude == (tmp_path / "dnc.csv", Path("/abs/list.xlsx"))
+    url = "postgresql://team@db.internal/campaigns"
+    assert load_settings(path, environ={"CAMPAIGN_RUNNER_DATABASE": url}).workspace.database == url
+    assert load_settings(None, environ={}).workspace.database is None
