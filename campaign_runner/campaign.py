@@ -23,6 +23,7 @@ from campaign_runner.client import SendPilotClient
 from campaign_runner.config import Settings
 from campaign_runner.engine import Engine, Progress, SilentProgress, Summary
 from campaign_runner.errors import JournalError
+from campaign_runner.exclusions import load_exclusions
 from campaign_runner.journal import Journal, JournalState, load_journal
 from campaign_runner.planning import (
     EXTRA_COLUMNS,
@@ -51,6 +52,8 @@ class RunOptions:
     # Invitations go to the stand-in server. Also true when the API answers as the
     # stand-in does, whatever the flag says.
     sandbox: bool = False
+    # Do-not-contact lists, on top of the config's campaign.exclude.
+    exclude: tuple[Path, ...] = ()
 
 
 class Campaign:
@@ -74,8 +77,12 @@ class Campaign:
     ) -> Campaign:
         """Validate, ask the API, read the results, and plan. Takes the results lock
         unless this is a dry run; call :meth:`close` (or :meth:`execute`) to release it."""
+        exclusions = load_exclusions([*settings.campaign.exclude, *options.exclude])
         verdicts = check_file(
-            options.input_path, url_column=options.url_column, note_column=options.note_column
+            options.input_path,
+            url_column=options.url_column,
+            note_column=options.note_column,
+            exclusions=exclusions,
         )
         client = None
         if session is not None and settings.api.api_key is not None:

@@ -93,30 +93,49 @@ SHOWN_PROBLEMS = 20
 )
 @click.option("--url-column", help="Column holding the LinkedIn profile URL.")
 @click.option("--note-column", help="Column holding the connection note.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config file.")
+@click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A do-not-contact list (CSV/XLSX of profile URLs and/or a company column); "
+    "repeatable, added to campaign.exclude of the config.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def validate(
     input_path: Path,
     report_path: Path | None,
     url_column: str | None,
     note_column: str | None,
+    config_path: Path | None,
+    exclude: tuple[Path, ...],
     as_json: bool,
 ) -> None:
     """Check a prospect spreadsheet (CSV or XLSX) without sending anything.
 
     Normalises every LinkedIn profile URL, checks notes against the 300-character limit and
-    finds people listed twice. Prints the counts and the first problems as FILE:ROW: REASON
-    lines (rows numbered as a spreadsheet shows them, header = 1). Exit code 0: every row
-    is valid; 1: some rows are invalid or duplicate; 2: the file cannot be used at all.
+    finds people listed twice. Rows on a do-not-contact list (--exclude, campaign.exclude)
+    are `excluded`: intended, not problems. Prints the counts and the first problems as
+    FILE:ROW: REASON lines (rows numbered as a spreadsheet shows them, header = 1). Exit
+    code 0: every row is valid or excluded; 1: some rows are invalid or duplicate; 2: the
+    file (or the config, or a list) cannot be used at all.
 
     \b
     Example:
         campaign-runner validate prospects.csv --report prospects.report.csv
+        campaign-runner validate prospects.csv --exclude do-not-contact.csv
     """
     # Imported here so that other commands do not pay for Arrow at startup.
+    from campaign_runner.exclusions import load_exclusions
     from campaign_runner.validation import check_file, write_report
 
     with user_errors():
-        verdicts = check_file(input_path, url_column=url_column, note_column=note_column)
+        settings = load_settings(find_config(config_path))
+        exclusions = load_exclusions([*settings.campaign.exclude, *exclude])
+        verdicts = check_file(
+            input_path, url_column=url_column, note_column=note_column, exclusions=exclusions
+        )
     if report_path is not None:
         try:
             write_report(verdicts, report_path)
@@ -159,9 +178,10 @@ def _print_validate_summary(
 ) -> None:
     total = sum(counts.values())
     problems = counts["invalid"] + counts["duplicate"]
+    excluded = f", {counts['excluded']} excluded" if counts["excluded"] else ""
     click.echo(
         f"{input_path}: {total} {'row' if total == 1 else 'rows'}: {counts['valid']} valid, "
-        f"{counts['invalid']} invalid, {counts['duplicate']} duplicate"
+        f"{counts['invalid']} invalid, {counts['duplicate']} duplicate{excluded}"
     )
     for problem in verdicts.problems(limit=SHOWN_PROBLEMS):
         click.echo(f"{input_path}:{problem['row']}: {problem['reason']}")
@@ -187,6 +207,7 @@ def _validate_payload(
             {"row": p["row"], "status": p["status"], "reason": p["reason"]}
             for p in verdicts.problems()
         ],
+        "excluded": [{"row": p["row"], "reason": p["reason"]} for p in verdicts.excluded()],
         "warnings": [{"row": w["row"], "warning": w["warning"]} for w in verdicts.warnings()],
         "notices": list(verdicts.notices),
         "report": str(report_path) if report_path is not None else None,
@@ -220,6 +241,14 @@ def _validate_payload(
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--url-column", help="Column holding the LinkedIn profile URL.")
 @click.option("--note-column", help="Column holding the connection note.")
+@click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A do-not-contact list (CSV/XLSX of profile URLs and/or a company column); "
+    "repeatable, added to campaign.exclude of the config.",
+)
 def run(
     input_path: Path,
     config_path: Path | None,
@@ -234,6 +263,7 @@ def run(
     as_json: bool,
     url_column: str | None,
     note_column: str | None,
+    exclude: tuple[Path, ...],
 ) -> None:
     """Send a campaign: one connection request per valid row, paced per sender.
 
@@ -268,9 +298,10 @@ def run(
         retry_unknown=retry_unknown,
         dry_run=dry_run,
         sandbox=sandbox,
+        exclude=exclude,
     )
     resume = _resume_command(
-        input_path, config_path, results_path, sandbox, url_column, note_column
+        input_path, config_path, results_path, sandbox, url_column, note_column, exclude
     )
     must_confirm = not (yes or sandbox or dry_run)
     progress_kind = "none" if (no_progress or as_json) else ("bar" if _is_tty() else "log")
@@ -434,6 +465,7 @@ def _resume_command(
     sandbox: bool,
     url_column: str | None,
     note_column: str | None,
+    exclude: tuple[Path, ...] = (),
 ) -> list[str]:
     words = ["campaign-runner", "run", str(input_path)]
     if config_path is not None:
@@ -444,6 +476,8 @@ def _resume_command(
         words += ["--url-column", url_column]
     if note_column:
         words += ["--note-column", note_column]
+    for path in exclude:
+        words += ["--exclude", str(path)]
     if sandbox:
         words.append("--sandbox")
     return words
@@ -478,9 +512,11 @@ class _Output:
                 "with --retry-unknown"
             )
         counts = plan.counts
+        excluded = counts.get("excluded", 0)
+        excluded_text = f", {excluded} excluded (do-not-contact)" if excluded else ""
         self.info(
             f"{plan.input_path}: {counts.get('valid', 0)} valid, {counts.get('invalid', 0)} "
-            f"invalid, {counts.get('duplicate', 0)} duplicate rows; "
+            f"invalid, {counts.get('duplicate', 0)} duplicate rows{excluded_text}; "
             f"{plan.already_done} already done (results: {plan.results_path})"
         )
         for row, reason in plan.problems:

@@ -63,6 +63,16 @@ NOTE_ALIASES = (
     "notes",
 )
 SENDER_ALIASES = ("sender_id", "senderId", "sender")
+COMPANY_ALIASES = (
+    "company",
+    "company_name",
+    "current_company",
+    "organization",
+    "organisation",
+    "account_name",
+    "account",
+    "employer",
+)
 
 HEAD_BYTES = 64 * 1024
 # Arrow reads this much per thread-task; larger blocks cost memory, smaller ones overhead.
@@ -91,12 +101,13 @@ class Prospects:
 
     source: Path
     columns: tuple[str, ...]
-    url_column: str
+    url_column: str | None  # None only when loaded with require_url=False
     note_column: str | None
     sender_column: str | None
     table: pa.Table
     rows: pa.Array
     warnings: tuple[str, ...] = ()
+    company_column: str | None = None
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
@@ -114,6 +125,7 @@ def load_prospects(
     note_column: str | None = None,
     *,
     all_columns: bool = True,
+    require_url: bool = True,
 ) -> Prospects:
     """Read a prospect CSV or XLSX file into :class:`Prospects`.
 
@@ -123,15 +135,16 @@ def load_prospects(
     ``all_columns=False`` only those columns are read, which is what validation needs and
     much cheaper for large files. Raises :class:`InputError` for a file that cannot be used
     (missing, empty, not a spreadsheet, ragged rows) and :class:`ColumnNotFoundError` when
-    no URL column is found, naming the columns that were.
+    no URL column is found, naming the columns that were (unless ``require_url`` is
+    false, as for do-not-contact lists that may hold only companies).
     """
     path = Path(path)
     head = _read_head(path)
     if head.startswith(b"PK\x03\x04"):
-        return _load_xlsx(path, url_column, note_column, all_columns)
+        return _load_xlsx(path, url_column, note_column, all_columns, require_url)
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise InputError(path, "old Excel .xls format: save it as .xlsx or CSV (UTF-8)")
-    return _load_csv(path, head, url_column, note_column, all_columns)
+    return _load_csv(path, head, url_column, note_column, all_columns, require_url)
 
 
 # -- columns ----------------------------------------------------------------------------
@@ -143,10 +156,14 @@ def _canonical(name: str) -> str:
 
 @dataclass(frozen=True)
 class _Columns:
-    url: str
+    url: str | None
     note: str | None
     sender: str | None
     warnings: tuple[str, ...]
+    company: str | None = None
+
+    def wanted(self) -> list[str]:
+        return [c for c in (self.url, self.note, self.sender, self.company) if c]
 
 
 def _find_column(
@@ -169,10 +186,14 @@ def _find_column(
 
 
 def _choose_columns(
-    path: Path, names: Sequence[str], url_column: str | None, note_column: str | None
+    path: Path,
+    names: Sequence[str],
+    url_column: str | None,
+    note_column: str | None,
+    require_url: bool = True,
 ) -> _Columns:
     url = _find_column(path, names, "URL", url_column, URL_ALIASES)
-    if url is None:
+    if url is None and require_url:
         if any(_LOOKS_LIKE_URL.search(n) for n in names):
             raise InputError(
                 path,
@@ -183,12 +204,13 @@ def _choose_columns(
         raise ColumnNotFoundError(path, "LinkedIn URL", list(names))
     note = _find_column(path, names, "note", note_column, NOTE_ALIASES)
     sender = _find_column(path, names, "sender", None, SENDER_ALIASES)
+    company = _find_column(path, names, "company", None, COMPANY_ALIASES)
     spaced = [n for n in names if n != n.strip()]
     notes = tuple(
         f"{path}: column {n!r} has spaces around its name (matched as {n.strip()!r})"
         for n in spaced
     )
-    return _Columns(url=url, note=note, sender=sender, warnings=notes)
+    return _Columns(url=url, note=note, sender=sender, warnings=notes, company=company)
 
 
 def _unique_names(names: Sequence[str]) -> list[str]:
@@ -298,12 +320,17 @@ def _decode_head(head: bytes, encoding: str) -> str:
 
 
 def _load_csv(
-    path: Path, head: bytes, url_column: str | None, note_column: str | None, all_columns: bool
+    path: Path,
+    head: bytes,
+    url_column: str | None,
+    note_column: str | None,
+    all_columns: bool,
+    require_url: bool,
 ) -> Prospects:
     fmt = _sniff_format(path, head)
     names = _unique_names(fmt.header)
-    cols = _choose_columns(path, names, url_column, note_column)
-    wanted = [c for c in (cols.url, cols.note, cols.sender) if c is not None]
+    cols = _choose_columns(path, names, url_column, note_column, require_url)
+    wanted = cols.wanted()
     include = names if all_columns else [n for n in names if n in wanted]
     table = _read_table(path, fmt, names, include)
     table = _drop_trailing_blank_rows(path, fmt.encoding, table)
@@ -322,6 +349,7 @@ def _load_csv(
         table=table,
         rows=rows,
         warnings=cols.warnings,
+        company_column=cols.company,
     )
 
 
@@ -425,15 +453,19 @@ def _trailing_blank_lines(path: Path, encoding: str) -> int:
 
 
 def _load_xlsx(
-    path: Path, url_column: str | None, note_column: str | None, all_columns: bool
+    path: Path,
+    url_column: str | None,
+    note_column: str | None,
+    all_columns: bool,
+    require_url: bool,
 ) -> Prospects:
     records = _xlsx_records(path)
     _, header = next(records, (0, ()))
     if not header:
         raise InputError(path, "the workbook's first sheet is empty")
     names = _unique_names([_cell_text(v) for v in header])
-    cols = _choose_columns(path, names, url_column, note_column)
-    wanted = {c for c in (cols.url, cols.note, cols.sender) if c is not None}
+    cols = _choose_columns(path, names, url_column, note_column, require_url)
+    wanted = set(cols.wanted())
     keep = [i for i, n in enumerate(names) if all_columns or n in wanted]
     data: list[list[str]] = [[] for _ in keep]
     rows: list[int] = []
@@ -457,6 +489,7 @@ def _load_xlsx(
         table=table,
         rows=pa.array(rows, pa.int64()),
         warnings=cols.warnings,
+        company_column=cols.company,
     )
 
 

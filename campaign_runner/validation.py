@@ -49,6 +49,7 @@ from campaign_runner.arrowkit import (
     to_numpy,
 )
 from campaign_runner.csvio import FORMULA_FIRST_CHARS, escape_cell
+from campaign_runner.exclusions import Exclusions, fold_companies
 from campaign_runner.prospects import Prospects, load_prospects
 from campaign_runner.urls import (
     PROFILE_PREFIX,
@@ -66,12 +67,13 @@ __all__ = ["PROFILE_PREFIX", "InvalidUrl", "normalize_profile_url", "normalize_u
 STATUS_VALID = "valid"
 STATUS_INVALID = "invalid"
 STATUS_DUPLICATE = "duplicate"
+STATUS_EXCLUDED = "excluded"  # on a do-not-contact list: intended, not a problem
 NOTE_LIMIT = 300  # the API's limit
 FREE_NOTE_LIMIT = 200  # LinkedIn free accounts: warn above this
 
 FRAME_COLUMNS = ("row", "linkedin_url", "status", "reason", "note", "sender_id", "warning")
 REPORT_COLUMNS = ("row", "linkedin_url", "status", "reason", "warning")
-STATUSES = (STATUS_VALID, STATUS_INVALID, STATUS_DUPLICATE)
+STATUSES = (STATUS_VALID, STATUS_INVALID, STATUS_DUPLICATE, STATUS_EXCLUDED)
 _ASTRAL = r"[\x{10000}-\x{10FFFF}]"
 
 
@@ -145,7 +147,7 @@ class ValidationResult:
     @property
     def problems(self) -> pd.DataFrame:
         """The invalid and duplicate rows."""
-        return self.frame[self.frame["status"] != STATUS_VALID]
+        return self.frame[self.frame["status"].isin([STATUS_INVALID, STATUS_DUPLICATE])]
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,12 @@ class Verdicts:
 
     def problems(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The invalid and duplicate rows (the first ``limit`` of them), as dicts."""
-        return self._rows(pc.not_equal(self.table["status"], str_scalar(STATUS_VALID)), limit)
+        wanted = str_array([STATUS_INVALID, STATUS_DUPLICATE])
+        return self._rows(pc.is_in(self.table["status"], value_set=wanted), limit)
+
+    def excluded(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The rows a do-not-contact list names (the first ``limit`` of them), as dicts."""
+        return self._rows(pc.equal(self.table["status"], str_scalar(STATUS_EXCLUDED)), limit)
 
     def warnings(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The rows that carry a warning (the first ``limit`` of them), as dicts."""
@@ -206,36 +213,50 @@ class Verdicts:
 
 
 def validate_file(
-    path: Path, *, url_column: str | None = None, note_column: str | None = None
+    path: Path,
+    *,
+    url_column: str | None = None,
+    note_column: str | None = None,
+    exclusions: Exclusions | None = None,
 ) -> ValidationResult:
     """Load the prospect spreadsheet at ``path`` and validate every row.
 
     Raises :class:`~campaign_runner.errors.InputError` (or ``ColumnNotFoundError``) when the
     file cannot be used at all; row-level problems are results, not exceptions.
     """
-    return check_file(path, url_column=url_column, note_column=note_column).result()
+    return check_file(
+        path, url_column=url_column, note_column=note_column, exclusions=exclusions
+    ).result()
 
 
 def check_file(
-    path: Path, *, url_column: str | None = None, note_column: str | None = None
+    path: Path,
+    *,
+    url_column: str | None = None,
+    note_column: str | None = None,
+    exclusions: Exclusions | None = None,
 ) -> Verdicts:
     """:func:`validate_file`, with the verdicts left in Arrow (see :class:`Verdicts`)."""
     prospects = load_prospects(
         Path(path), url_column=url_column, note_column=note_column, all_columns=False
     )
-    return check_prospects(prospects)
+    return check_prospects(prospects, exclusions)
 
 
-def check_prospects(prospects: Prospects) -> Verdicts:
-    """Validate loaded :class:`Prospects`, leaving the verdicts in Arrow."""
+def check_prospects(prospects: Prospects, exclusions: Exclusions | None = None) -> Verdicts:
+    """Validate loaded :class:`Prospects`, leaving the verdicts in Arrow.
+
+    Rows on a do-not-contact list (``exclusions``) are ``excluded``, naming the list; an
+    invalid row stays invalid, and an excluded one is never the original of a duplicate.
+    """
     table, n = prospects.table, len(prospects)
+    url_column = prospects.url_column
+    assert url_column is not None, "loaded with require_url"
     empty = pa.chunked_array([blank_strings(n)])
     with chunk_pool() as pool:
         # URLs first: the duplicate search needs them all, and runs here (Arrow releases
         # the GIL) while the pool's threads are still busy with the notes.
-        url_jobs = [
-            pool.submit(normalize_chunk, c) for c in string_chunks(table[prospects.url_column])
-        ]
+        url_jobs = [pool.submit(normalize_chunk, c) for c in string_chunks(table[url_column])]
         note_jobs = []
         if prospects.note_column is not None:
             note_jobs = [
@@ -256,7 +277,17 @@ def check_prospects(prospects: Prospects) -> Verdicts:
     status = invalid.astype(np.int8)
     reasons = _join_reasons(url_reasons, _length_text(lengths, too_long, NOTE_LIMIT, empty))
     rows = to_numpy(prospects.rows)
-    dup_idx, first_idx = _duplicates(codes, ~invalid)
+    excluded = np.zeros(n, dtype=bool)
+    if exclusions:
+        excluded, why = _excluded(prospects, urls, exclusions)
+        excluded &= ~invalid
+        if excluded.any():
+            status[excluded] = 3
+            picked = [why[i] for i in np.flatnonzero(excluded).tolist()]
+            reasons = pc.replace_with_mask(
+                _combined(reasons), from_numpy(excluded), str_array(picked)
+            )
+    dup_idx, first_idx = _duplicates(codes, ~invalid & ~excluded)
     if len(dup_idx):
         status[dup_idx] = 2
         dup_mask = np.zeros(n, dtype=bool)
@@ -283,12 +314,40 @@ def check_prospects(prospects: Prospects) -> Verdicts:
     )
     return Verdicts(
         source=prospects.source,
-        url_column=prospects.url_column,
+        url_column=url_column,
         note_column=prospects.note_column,
         sender_column=prospects.sender_column,
         table=table,
         notices=prospects.warnings,
     )
+
+
+def _excluded(
+    prospects: Prospects, urls: pa.ChunkedArray, exclusions: Exclusions
+) -> tuple[npt.NDArray[np.bool_], dict[int, str]]:
+    """Which rows a do-not-contact list names, and why (by row position)."""
+    n = len(prospects)
+    hit = np.zeros(n, dtype=bool)
+    why: dict[int, str] = {}
+    if exclusions.urls:
+        listed = str_array(list(exclusions.urls))
+        where = pc.index_in(urls, value_set=listed)
+        for i in np.flatnonzero(to_numpy(pc.is_valid(where))).tolist():
+            source = exclusions.urls[urls[i].as_py()]
+            hit[i] = True
+            why[i] = f"on the do-not-contact list {source}"
+    column = prospects.company_column
+    if exclusions.companies and column is not None:
+        folded = fold_companies(prospects.table[column])
+        where = pc.index_in(folded, value_set=str_array(list(exclusions.companies)))
+        for i in np.flatnonzero(to_numpy(pc.is_valid(where))).tolist():
+            if hit[i]:
+                continue
+            company = prospects.table[column][i].as_py()
+            source = exclusions.companies[folded[i].as_py()]
+            hit[i] = True
+            why[i] = f"company {company.strip()!r} is on the do-not-contact list {source}"
+    return hit, why
 
 
 def _nonempty(values: pa.ChunkedArray) -> npt.NDArray[np.bool_]:

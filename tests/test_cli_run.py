@@ -548,3 +548,18 @@ def test_a_hand_added_last_line_is_refused_with_its_line_number(
     assert len(result.stderr.strip().splitlines()) == 1
     assert results.read_text(encoding="utf-8") == content
     assert connect_requests(server) == 0
+
+
+def test_excluded_rows_are_recorded_and_never_invited(serve: Serve, tmp_path: Path) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 4)
+    dnc = write_prospects(tmp_path / "dnc.csv", ["linkedin.com/in/PERSON-1/"])
+    config = config_for(tmp_path, server)
+    args = ["run", str(input_path), "--config", str(config), "--yes", "--exclude", str(dnc)]
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    assert "1 excluded (do-not-contact)" in result.output
+    assert f"--exclude {dnc}" in result.output.strip().splitlines()[-1]
+    assert set(invited(server)) == {url(0), url(2), url(3)}
+    line = latest(tmp_path / "p.results.csv")[url(1)]
+    assert (line["status"], line["error"]) == ("excluded", "on the do-not-contact list dnc.csv")

@@ -113,7 +113,7 @@ def test_json_summary(tmp_path: Path) -> None:
     result = invoke(str(path), "--json")
     assert result.exit_code == EXIT_PROBLEMS
     payload = json.loads(result.stdout)
-    assert payload["counts"] == {"valid": 1, "invalid": 1, "duplicate": 1}
+    assert payload["counts"] == {"valid": 1, "invalid": 1, "duplicate": 1, "excluded": 0}
     assert payload["rows"] == 3
     assert payload["problems"] == [
         {"row": 3, "status": "invalid", "reason": "not a URL"},

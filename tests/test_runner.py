@@ -81,7 +81,7 @@ async def test_happy_path_sends_every_valid_row_once_across_senders(
 
     valid = {url(n) for n in range(9)} | {url("pinned")}
     assert summary.exit_code == 0
-    assert campaign.plan.counts == {"valid": 10, "invalid": 1, "duplicate": 1}
+    assert campaign.plan.counts == {"valid": 10, "invalid": 1, "duplicate": 1, "excluded": 0}
     assert summary.this_run == {"sent": 10}
     assert summary.final == {"sent": 10}
     assert summary.remaining == 0

@@ -51,7 +51,12 @@ def test_nfc_and_nfd_forms_agree(name: str) -> None:
 def test_a_spreadsheet_listing_one_person_in_two_forms_has_a_duplicate(tmp_path: Path) -> None:
     path = write_prospects(tmp_path / "p.csv", SAME_PERSON)
     verdicts = check_file(path)
-    assert verdicts.counts == {"valid": 1, "invalid": 0, "duplicate": len(SAME_PERSON) - 1}
+    assert verdicts.counts == {
+        "valid": 1,
+        "invalid": 0,
+        "duplicate": len(SAME_PERSON) - 1,
+        "excluded": 0,
+    }
 
 
 @pytest.mark.parametrize("written", SAME_PERSON)

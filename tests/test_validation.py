@@ -254,7 +254,7 @@ def test_frame_has_the_contracted_columns_and_types(tmp_path: Path) -> None:
     assert result.frame["row"].tolist() == [2, 3]
     assert result.frame["sender_id"].tolist() == ["sender_1", ""]
     assert result.sender_column == "senderId"
-    assert result.counts == {STATUS_VALID: 1, STATUS_INVALID: 1, STATUS_DUPLICATE: 0}
+    assert result.counts == {STATUS_VALID: 1, STATUS_INVALID: 1, STATUS_DUPLICATE: 0, "excluded": 0}
     assert result.valid["row"].tolist() == [2]
     assert result.problems["row"].tolist() == [3]
 

@@ -14,9 +14,11 @@ One module per job:
 
 from campaign_runner.journal.format import (
     ALREADY_CONNECTED,
+    ALREADY_INVITED,
     CAPACITY_STATUSES,
     DEFERRED,
     DUPLICATE,
+    EXCLUDED,
     FAILED,
     FINAL_STATUSES,
     INVALID,
@@ -36,9 +38,11 @@ from campaign_runner.journal.writer import Journal
 
 __all__ = [
     "ALREADY_CONNECTED",
+    "ALREADY_INVITED",
     "CAPACITY_STATUSES",
     "DEFERRED",
     "DUPLICATE",
+    "EXCLUDED",
     "FAILED",
     "FINAL_STATUSES",
     "INVALID",

@@ -52,6 +52,10 @@ DUPLICATE = "duplicate"
 # Taken for sending but certainly not sent (daily limit reached, key rejected, stopped
 # before a retry): sent by a later run like a row never tried.
 DEFERRED = "deferred"
+# On a do-not-contact list: never invited (a verdict on the row, derived again each run).
+EXCLUDED = "excluded"
+# Invited (or maybe invited) by another campaign of the workspace: not invited again.
+ALREADY_INVITED = "already_invited"
 
 STATUSES: tuple[str, ...] = (
     PENDING,
@@ -62,12 +66,15 @@ STATUSES: tuple[str, ...] = (
     INVALID,
     DUPLICATE,
     DEFERRED,
+    EXCLUDED,
+    ALREADY_INVITED,
 )
 FINAL_STATUSES: frozenset[str] = frozenset(STATUSES) - {PENDING, DEFERRED}
 # Outcomes where an invitation (may have) left: they use up the sender's daily capacity.
 CAPACITY_STATUSES: frozenset[str] = frozenset({SENT, UNKNOWN})
-# Verdicts about a spreadsheet row rather than about the prospect behind it.
-ROW_VERDICTS: frozenset[str] = frozenset({INVALID, DUPLICATE})
+# Verdicts about a spreadsheet row rather than about the prospect behind it: derived again
+# by every run, so they never hide what was sent to the prospect.
+ROW_VERDICTS: frozenset[str] = frozenset({INVALID, DUPLICATE, EXCLUDED, ALREADY_INVITED})
 
 
 @dataclass(frozen=True)
