@@ -19,22 +19,28 @@ from pathlib import Path
 
 import aiohttp
 
+from campaign_runner.capacity import pacing_interval
 from campaign_runner.client import SendPilotClient
 from campaign_runner.config import Settings
 from campaign_runner.engine import Engine, Progress, SilentProgress, Summary
 from campaign_runner.errors import JournalError
 from campaign_runner.exclusions import load_exclusions
 from campaign_runner.journal import Journal, JournalState, load_journal
+from campaign_runner.ledger import Ledger, SenderLimits
+from campaign_runner.ledger.session import LedgerSession
 from campaign_runner.planning import (
     EXTRA_COLUMNS,
     ApiView,
     Plan,
     RowChoice,
+    WorkspaceView,
     default_results_path,
     plan_run,
     results_file_problem,
+    select_rows,
 )
 from campaign_runner.validation import check_file
+from campaign_runner.workspace import import_lines, ledger_location, open_ledger
 
 __all__ = ["Campaign", "Plan", "Progress", "RunOptions", "SilentProgress", "Summary"]
 
@@ -75,8 +81,9 @@ class Campaign:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> Campaign:
-        """Validate, ask the API, read the results, and plan. Takes the results lock
-        unless this is a dry run; call :meth:`close` (or :meth:`execute`) to release it."""
+        """Validate, ask the API, read the results and the workspace, and plan. Takes the
+        results lock unless this is a dry run; call :meth:`close` (or :meth:`execute`) to
+        release it."""
         exclusions = load_exclusions([*settings.campaign.exclude, *options.exclude])
         verdicts = check_file(
             options.input_path,
@@ -84,48 +91,70 @@ class Campaign:
             note_column=options.note_column,
             exclusions=exclusions,
         )
-        client = None
-        if session is not None and settings.api.api_key is not None:
-            client = SendPilotClient.from_settings(session, settings)
-        elif not options.dry_run:
-            settings.require_api_key()  # a real run needs the API: raises without a key
-        api = ApiView(senders=None, quotas={})
-        if client is not None:
-            senders = await client.senders()
-            quotas, why = await client.quotas_if_available()
-            api = ApiView(senders=senders, quotas=quotas, quotas_problem=why)
+        client, api = await _ask_api(settings, session, options.dry_run)
         rehearsal = options.sandbox or (client is not None and client.stand_in)
         results_path = options.results_path or default_results_path(options.input_path, rehearsal)
+        location = ledger_location(settings, rehearsal=rehearsal)
+        ledger = open_ledger(location, read_only=options.dry_run) if location else None
         journal = None
-        if options.dry_run:
-            state = load_journal(results_path)
-            _accept(state, rehearsal=rehearsal)
-        else:
-            journal = Journal.open(
-                results_path,
-                extra_columns=EXTRA_COLUMNS,
-                clock=clock,
-                accept=partial(_accept, rehearsal=rehearsal),
-            )
-            state = journal.state
         try:
+            if options.dry_run:
+                state = load_journal(results_path)
+                _accept(state, rehearsal=rehearsal)
+            else:
+                journal = Journal.open(
+                    results_path,
+                    extra_columns=EXTRA_COLUMNS,
+                    clock=clock,
+                    accept=partial(_accept, rehearsal=rehearsal),
+                )
+                state = journal.state
+            now = clock()
+            choice = RowChoice(options.retry_failed, options.retry_unknown, options.limit)
+            selection = select_rows(
+                verdicts=verdicts, state=state, choice=choice, rehearsal=rehearsal
+            )
+            campaign_id = None
+            if ledger is not None:
+                campaign_id = _register(ledger, options, results_path, state, journal, now)
+            workspace = None
+            if ledger is not None:
+                workspace = WorkspaceView(
+                    location=ledger.location,
+                    campaign_id=campaign_id,
+                    holders=ledger.holders(selection.urls),
+                    usage=ledger.usage(settings.pacing.window_seconds, now),
+                )
             planned = plan_run(
                 verdicts=verdicts,
                 state=state,
+                selection=selection,
                 api=api,
+                workspace=workspace,
                 settings=settings,
-                choice=RowChoice(options.retry_failed, options.retry_unknown, options.limit),
+                choice=choice,
                 input_path=options.input_path,
                 results_path=results_path,
                 rehearsal=rehearsal,
-                now=clock(),
+                now=now,
             )
             if journal is not None:
                 journal.append_many(planned.records)
         except BaseException:
             if journal is not None:
                 journal.close()
+            if ledger is not None:
+                ledger.close()
             raise
+        claims = None
+        if ledger is not None and campaign_id is not None and journal is not None:
+            claims = LedgerSession(
+                ledger,
+                campaign_id,
+                _limits(settings, planned.plan),
+                settings.pacing.window_seconds,
+                clock,
+            )
         engine = Engine(
             settings,
             planned,
@@ -134,6 +163,8 @@ class Campaign:
             limit=options.limit,
             clock=clock,
             rng=rng or random.Random(),
+            claims=claims,
+            ledger=ledger,
         )
         return cls(settings, options, engine)
 
@@ -149,6 +180,54 @@ class Campaign:
         """Send what the plan allows now and return what happened (see
         :meth:`Engine.execute`)."""
         return await self._engine.execute(progress)
+
+
+async def _ask_api(
+    settings: Settings, session: aiohttp.ClientSession | None, dry_run: bool
+) -> tuple[SendPilotClient | None, ApiView]:
+    """The client, and what the API says about senders and quotas (nothing offline)."""
+    if session is None or settings.api.api_key is None:
+        if not dry_run:
+            settings.require_api_key()  # a real run needs the API: raises without a key
+        return None, ApiView(senders=None, quotas={})
+    client = SendPilotClient.from_settings(session, settings)
+    senders = await client.senders()
+    quotas, why = await client.quotas_if_available()
+    return client, ApiView(senders=senders, quotas=quotas, quotas_problem=why)
+
+
+def _register(
+    ledger: Ledger,
+    options: RunOptions,
+    results_path: Path,
+    state: JournalState,
+    journal: Journal | None,
+    now: float,
+) -> int | None:
+    """This campaign's id in the workspace (None for a dry run of a new one). A results
+    file the workspace has never seen brings its earlier invitations in on first use."""
+    key = str(results_path.resolve())
+    known = ledger.find_campaign(key)
+    if known is not None:
+        return known.id
+    if journal is None:
+        return None
+    info = ledger.campaign(options.input_path.stem, key, now)
+    ledger.import_lines(info.id, import_lines(state, now))
+    return info.id
+
+
+def _limits(settings: Settings, plan: Plan) -> dict[str, SenderLimits]:
+    window = settings.pacing.window_seconds
+    return {
+        s.sender_id: SenderLimits(
+            daily_limit=s.daily_limit,
+            weekly_limit=s.weekly_limit if s.weekly_limit is not None else s.daily_limit,
+            # The sender's own pace over a whole window, for every campaign together.
+            interval_seconds=pacing_interval(s.daily_limit, window),
+        )
+        for s in plan.senders
+    }
 
 
 def _accept(state: JournalState, *, rehearsal: bool) -> None:

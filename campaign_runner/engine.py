@@ -28,6 +28,7 @@ from campaign_runner.config import Settings
 from campaign_runner.errors import ApiError, AuthError
 from campaign_runner.journal import (
     ALREADY_CONNECTED,
+    ALREADY_INVITED,
     CAPACITY_STATUSES,
     DEFERRED,
     FAILED,
@@ -37,6 +38,8 @@ from campaign_runner.journal import (
     Journal,
     JournalRecord,
 )
+from campaign_runner.ledger import ClaimRequest, Ledger, Settle, Verdict
+from campaign_runner.ledger.session import LedgerSession
 from campaign_runner.pacing import Backoff, SenderPacer
 from campaign_runner.planning import (
     API_COLUMN,
@@ -48,6 +51,7 @@ from campaign_runner.planning import (
     WorkItem,
 )
 from campaign_runner.retry import RetryPolicy
+from campaign_runner.timestamps import format_timestamp
 
 
 class Progress(Protocol):
@@ -119,8 +123,12 @@ class Engine:
         limit: int | None,
         clock: Callable[[], float],
         rng: random.Random,
+        claims: LedgerSession | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.settings = settings
+        self._claims = claims  # the workspace's claims on people and sender slots
+        self._ledger = ledger  # closed at the end of the run
         self.plan = planned.plan
         self._work = planned.work
         self._recorded = planned.recorded
@@ -151,10 +159,19 @@ class Engine:
         self.request_stop()
 
     def close(self) -> None:
-        """Release the results file (only needed when :meth:`execute` is not called)."""
-        if self._journal is not None:
-            journal, self._journal = self._journal, None
-            journal.close()
+        """Release the results file and the ledger (only needed when :meth:`execute` is
+        not called)."""
+        try:
+            if self._journal is not None:
+                journal, self._journal = self._journal, None
+                journal.close()
+        finally:
+            self._close_ledger()
+
+    def _close_ledger(self) -> None:
+        if self._ledger is not None:
+            ledger, self._ledger = self._ledger, None
+            ledger.close()
 
     async def execute(self, progress: Progress | None = None) -> Summary:
         """Send what the plan allows now and return what happened.
@@ -170,9 +187,14 @@ class Engine:
                 await self._run(progress, summary)
         finally:
             progress.close()
-            if self._journal is not None:
-                journal, self._journal = self._journal, None
-                await journal.aclose()
+            try:
+                if self._claims is not None:
+                    await self._claims.aclose()
+                if self._journal is not None:
+                    journal, self._journal = self._journal, None
+                    await journal.aclose()
+            finally:
+                self._close_ledger()
         if self._abort is not None:
             raise self._abort
         self._finish(summary)
@@ -248,18 +270,28 @@ class Engine:
         return {NOTE_DELIVERED: note_delivered, **self._marks}
 
     async def _send(self, work: WorkItem, pacer: SenderPacer, run: _Run) -> _Outcome:
-        """Send one row (retrying what may be retried) and journal the outcome.
+        """Claim the person in the workspace, send one row (retrying what may be retried)
+        and record the outcome.
 
-        The ``pending`` line is durable before the request leaves. The outcome line is
-        queued without waiting for its fsync: if it is lost in a crash, the row reads as
-        ``pending`` and becomes ``unknown``, which is safe.
+        The claim and the ``pending`` line are durable before the request leaves. The
+        outcome line and the claim's outcome are queued without waiting: if one is lost in
+        a crash, the row reads as ``pending`` and becomes ``unknown``, which is safe.
         """
         assert self._client is not None and self._journal is not None
         sender_id = pacer.sender_id
+        claim_id = None
+        if self._claims is not None:
+            decided, claim_id = await self._claim(work, pacer, run)
+            if decided is not None:
+                return decided
         note_delivered = self._note_delivered(work.note, sender_id)
-        await self._journal.append_async(
-            work.record(sender_id, PENDING, extra=self._extra(note_delivered))
-        )
+        try:
+            await self._journal.append_async(
+                work.record(sender_id, PENDING, extra=self._extra(note_delivered))
+            )
+        except BaseException:
+            self._settle(claim_id, DEFERRED, "", "not sent: the results file could not take it")
+            raise
         result, attempt = None, 0
         # A row whose pending line is durable but whose request has no slot yet is
         # deferred at once on a stop, so that a second Ctrl-C leaves only requests that
@@ -289,7 +321,46 @@ class Engine:
                 attempts=attempt,
             )
         )
+        self._settle(claim_id, outcome.status, request_id, outcome.error)
         return outcome
+
+    async def _claim(
+        self, work: WorkItem, pacer: SenderPacer, run: _Run
+    ) -> tuple[_Outcome | None, int | None]:
+        """Claim the person and the sender's slot: ``(None, claim_id)`` when granted, else
+        the row's outcome. A slot another campaign took first is waited for."""
+        assert self._claims is not None
+        request = ClaimRequest(work.url, pacer.sender_id, work.row)
+        while True:
+            claim = await self._claims.claim(request)
+            if claim.verdict is Verdict.CLAIMED:
+                return None, claim.claim_id
+            if claim.verdict is Verdict.TAKEN:
+                pacer.refund()
+                holder = claim.holder
+                assert holder is not None
+                when = format_timestamp(holder.at)[:10]
+                error = f"{holder.status} by campaign {holder.campaign!r} on {when}"
+                work.status = ALREADY_INVITED
+                run.journal_later(
+                    work.record(holder.sender_id, ALREADY_INVITED, extra=self._marks, error=error)
+                )
+                return _Outcome(ALREADY_INVITED, error), None
+            if claim.verdict is Verdict.FULL:
+                pacer.exhaust()
+                run.progress.notice(
+                    f"sender {pacer.sender_id}: its limit is spent across the workspace"
+                )
+                return _Outcome(DEFERRED, "sender's limit spent", requeue=True), None
+            # WAIT: another campaign took the sender's slot; its pace holds for both.
+            delay = (claim.not_before or 0.0) - self._clock()
+            if not await _unless_stopped(asyncio.sleep(max(0.0, delay)), self._stop):
+                pacer.refund()
+                return _Outcome(DEFERRED, "stopped before sending", requeue=True), None
+
+    def _settle(self, claim_id: int | None, status: str, request_id: str, error: str) -> None:
+        if claim_id is not None and self._claims is not None:
+            self._claims.settle_nowait(Settle(claim_id, status, request_id, error))
 
     async def _attempt(
         self, work: WorkItem, sender_id: str, run: _Run

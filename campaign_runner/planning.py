@@ -28,7 +28,18 @@ import pyarrow.compute as pc
 from campaign_runner.capacity import pacing_interval, remaining_capacity
 from campaign_runner.client import Quota, SenderInfo
 from campaign_runner.config import Settings
-from campaign_runner.journal import DEFERRED, FAILED, UNKNOWN, JournalRecord, JournalState
+from campaign_runner.journal import (
+    ALREADY_CONNECTED,
+    ALREADY_INVITED,
+    DEFERRED,
+    FAILED,
+    SENT,
+    UNKNOWN,
+    JournalRecord,
+    JournalState,
+)
+from campaign_runner.ledger import WEEK_WINDOWS, Holder, SenderUsage
+from campaign_runner.timestamps import format_timestamp
 from campaign_runner.validation import STATUS_VALID, Verdicts
 
 NOTE_DELIVERED = "note_delivered"
@@ -71,12 +82,16 @@ class SenderPlan:
     name: str
     status: str
     daily_limit: int
-    used_in_window: int
+    used_in_window: int  # every campaign's, in the rolling window (the day)
     api_remaining: int | None
     capacity: int  # invitations it may send in this run
     interval_seconds: float
     premium: bool | None
     skipped: str = ""  # why it will not send, or ''
+    weekly_limit: int | None = None
+    used_in_week: int = 0  # every campaign's, in the rolling week
+    others_day: int = 0  # of the day's, what other campaigns of the workspace used
+    others_week: int = 0
 
     @property
     def usable(self) -> bool:
@@ -101,6 +116,8 @@ class Plan:
     repaired: str = ""  # an unfinished last line an interrupted run left, now cut off
     problems: tuple[tuple[int, str], ...] = ()  # the first invalid/duplicate rows: (row, reason)
     rehearsal: bool = False  # invitations go to the stand-in server, not to SendPilot
+    workspace: str = ""  # where the workspace ledger is ('' when there is none)
+    already_invited: int = 0  # valid rows held by another invitation of the workspace
 
 
 @dataclass
@@ -157,6 +174,32 @@ class ApiView:
 
 
 @dataclass(frozen=True)
+class WorkspaceView:
+    """What the workspace ledger said at planning time."""
+
+    location: str
+    campaign_id: int | None  # this campaign's (None: never registered, a dry run)
+    holders: Mapping[str, Holder]  # the live attempts on the URLs this run would send
+    usage: Mapping[str, SenderUsage]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The valid rows a run would send, before the workspace has its say."""
+
+    todo: pa.Table  # row, linkedin_url, note, sender_id, attempts, status
+    counts: Counter[str]  # valid rows by recorded status ('' for none)
+    recovered: dict[str, str]  # {url: sender_id} of rows a crash left pending
+    records: list[JournalRecord]  # recovery and new problem lines, to append first
+    marks: Mapping[str, str]
+
+    @property
+    def urls(self) -> list[str]:
+        urls: list[str] = self.todo["linkedin_url"].to_pylist()
+        return urls
+
+
+@dataclass(frozen=True)
 class Planned:
     plan: Plan
     work: list[WorkItem]
@@ -173,11 +216,26 @@ class RowChoice:
     limit: int | None = None
 
 
+def select_rows(
+    *, verdicts: Verdicts, state: JournalState, choice: RowChoice, rehearsal: bool
+) -> Selection:
+    """The rows a run would send from what the results file says, and the records the run
+    appends first (rows a crash left ``pending`` become ``unknown``; new problem rows)."""
+    marks = {API_COLUMN: API_SANDBOX if rehearsal else API_SENDPILOT}
+    recovered, recovery = _recover_pending(state, marks)
+    is_valid = pc.equal(verdicts.table["status"], STATUS_VALID)
+    records = recovery + _new_problems(verdicts.table.filter(pc.invert(is_valid)), state, marks)
+    todo, counts = _rows_to_send(verdicts.table, is_valid, state, recovered, choice)
+    return Selection(todo=todo, counts=counts, recovered=recovered, records=records, marks=marks)
+
+
 def plan_run(
     *,
     verdicts: Verdicts,
     state: JournalState,
+    selection: Selection,
     api: ApiView,
+    workspace: WorkspaceView | None,
     settings: Settings,
     choice: RowChoice,
     input_path: Path,
@@ -186,22 +244,24 @@ def plan_run(
     now: float,
 ) -> Planned:
     """The plan of one run, its work items and the records it appends first."""
-    marks = {API_COLUMN: API_SANDBOX if rehearsal else API_SENDPILOT}
-    recovered, recovery = _recover_pending(state, marks)
-    is_valid = pc.equal(verdicts.table["status"], STATUS_VALID)
-    records = recovery + _new_problems(verdicts.table.filter(pc.invert(is_valid)), state, marks)
-
+    marks = selection.marks
+    records = list(selection.records)
+    counts = Counter(selection.counts)
     warnings: list[str] = list(settings.warnings)
     if api.quotas_problem:
         warnings.append(f"quotas unavailable, using configured limits only ({api.quotas_problem})")
     window = settings.pacing.window_seconds
-    capacity_lines = state.capacity_lines()
-    used = Counter(capacity_lines.used(now - window))
-    # Rows a crash left pending are recorded `unknown` before sending: they count too.
-    used.update(recovered.values())
-    senders = _plan_senders(settings, api, used, warnings)
+    spent = _Spent.of(state, selection, workspace, window, now)
+    senders = _plan_senders(settings, api, spent, warnings)
 
-    todo, counts = _rows_to_send(verdicts.table, is_valid, state, recovered, choice)
+    todo = selection.todo
+    held: list[JournalRecord] = []
+    if workspace is not None and workspace.holders:
+        todo, held = _held_elsewhere(todo, workspace, marks, state)
+        for record in held:
+            counts[_initial_status(selection, record.linkedin_url)] -= 1
+            counts[ALREADY_INVITED] += 1
+        records += _unrecorded(held, state)
     work, strays = _work_items(todo, {s.sender_id for s in senders})
     for stray in strays:
         counts[stray.initial] -= 1
@@ -234,58 +294,137 @@ def plan_run(
         estimated_seconds=_estimate_seconds(sendable, senders),
         windows_needed=_windows_needed(len(work), senders, sendable),
         warnings=tuple(warnings),
-        recovered_pending=len(recovered),
+        recovered_pending=len(selection.recovered),
         repaired=state.repair,
         problems=tuple((p["row"], p["reason"]) for p in verdicts.problems(limit=PLAN_PROBLEMS)),
         rehearsal=rehearsal,
+        workspace=workspace.location if workspace is not None else "",
+        already_invited=len(held),
     )
-    recorded = Recorded(
-        counts=counts,
-        renews_at=capacity_lines.next_renewal(now - window, window),
-        last_sent=capacity_lines.last_sent(now - window),
-    )
+    recorded = Recorded(counts=counts, renews_at=spent.renews_at, last_sent=spent.last_sent)
     return Planned(plan=plan, work=work, recorded=recorded, records=records)
 
 
+@dataclass(frozen=True)
+class _Spent:
+    """Each sender's spending in the day and the week, as the results file and the
+    workspace ledger see it: each is a lower bound of the truth, so the larger wins."""
+
+    day: Mapping[str, int]
+    week: Mapping[str, int]
+    others_day: Mapping[str, int]
+    others_week: Mapping[str, int]
+    last_sent: dict[str, float]
+    renews_at: float | None
+
+    @classmethod
+    def of(
+        cls,
+        state: JournalState,
+        selection: Selection,
+        workspace: WorkspaceView | None,
+        window: float,
+        now: float,
+    ) -> _Spent:
+        lines = state.capacity_lines()
+        day = Counter(lines.used(now - window))
+        week = Counter(lines.used(now - WEEK_WINDOWS * window))
+        # Rows a crash left pending are recorded `unknown` before sending: they count too.
+        day.update(selection.recovered.values())
+        week.update(selection.recovered.values())
+        last_sent = lines.last_sent(now - window)
+        renewals = [lines.next_renewal(now - window, window)]
+        others_day: dict[str, int] = {}
+        others_week: dict[str, int] = {}
+        usage = workspace.usage if workspace is not None else {}
+        mine = workspace.campaign_id if workspace is not None else None
+        for sender, used in usage.items():
+            day[sender] = max(day[sender], used.day)
+            week[sender] = max(week[sender], used.week)
+            others_day[sender] = sum(n for c, n in used.day_by_campaign.items() if c != mine)
+            others_week[sender] = sum(n for c, n in used.week_by_campaign.items() if c != mine)
+            if used.last_at is not None and used.last_at >= now - window:
+                last_sent[sender] = max(last_sent.get(sender, used.last_at), used.last_at)
+            if used.oldest_in_day is not None:
+                renewals.append(used.oldest_in_day + window)
+        known = [r for r in renewals if r is not None]
+        return cls(day, week, others_day, others_week, last_sent, min(known) if known else None)
+
+
+def _held_elsewhere(
+    todo: pa.Table, workspace: WorkspaceView, marks: Mapping[str, str], state: JournalState
+) -> tuple[pa.Table, list[JournalRecord]]:
+    """Rows whose person another live attempt holds: another campaign's, or this one's
+    own ``sent``/``already_connected`` that the results file does not show."""
+    keep: list[bool] = []
+    held: list[JournalRecord] = []
+    for row, url in zip(todo["row"].to_pylist(), todo["linkedin_url"].to_pylist(), strict=True):
+        holder = workspace.holders.get(url)
+        mine = holder is not None and holder.campaign_id == workspace.campaign_id
+        if holder is None or (mine and holder.status not in (SENT, ALREADY_CONNECTED)):
+            keep.append(True)
+            continue
+        keep.append(False)
+        when = format_timestamp(holder.at)[:10]
+        who = "this campaign" if mine else f"campaign {holder.campaign!r}"
+        note = ", though this results file does not show it" if mine else ""
+        held.append(
+            JournalRecord(
+                row=int(row),
+                linkedin_url=url,
+                sender_id=holder.sender_id,
+                status=ALREADY_INVITED,
+                error=f"{holder.status} by {who} on {when}{note}",
+                extra=marks,
+            )
+        )
+    return todo.filter(pa.array(keep, pa.bool_())), held
+
+
+def _initial_status(selection: Selection, url: str) -> str:
+    statuses = selection.todo.filter(pc.equal(selection.todo["linkedin_url"], url))["status"]
+    return str(statuses[0].as_py()) if len(statuses) else ""
+
+
+def _unrecorded(records: list[JournalRecord], state: JournalState) -> list[JournalRecord]:
+    """The verdict lines the results file does not have yet (one per row and reason)."""
+    seen = state.problems
+    if seen.empty or not records:
+        return records
+    known = set(zip(seen["row"], seen["status"], seen["linkedin_url"], seen["error"], strict=True))
+    return [r for r in records if (r.row, r.status, r.linkedin_url, r.error) not in known]
+
+
 def _plan_senders(
-    settings: Settings, api: ApiView, used: Mapping[str, int], warnings: list[str]
+    settings: Settings, api: ApiView, spent: _Spent, warnings: list[str]
 ) -> list[SenderPlan]:
     window = settings.pacing.window_seconds
     if api.senders is None:
-        return [
-            _sender_plan(
-                s.id,
-                name="",
-                status="offline",
-                daily_limit=s.daily_limit,
-                used=used.get(s.id, 0),
-                api_remaining=None,
-                premium=s.premium,
-                window=window,
-            )
-            for s in settings.senders
-        ]
-    infos = {s.id: s for s in api.senders}
-    wanted = [s.id for s in settings.senders] if settings.senders else list(infos)
+        wanted: list[str] = [s.id for s in settings.senders]
+        infos: dict[str, SenderInfo] = {}
+    else:
+        infos = {s.id: s for s in api.senders}
+        wanted = [s.id for s in settings.senders] if settings.senders else list(infos)
     plans = []
     for sender_id in wanted:
         configured = settings.sender(sender_id)
-        limit = configured.daily_limit if configured else settings.pacing.default_daily_limit
         info = infos.get(sender_id)
         quota = api.quotas.get(sender_id)
         premium = configured.premium if configured else None
         if premium is None and info is not None:
             premium = info.premium
-        skipped = _skip_reason(info)
+        skipped = "" if api.senders is None else _skip_reason(info)
         if skipped:
             warnings.append(f"sender {sender_id}: {skipped}; skipped")
+        status = "offline" if api.senders is None else (info.status if info else "not found")
         plans.append(
             _sender_plan(
                 sender_id,
                 name=info.name if info else "",
-                status=info.status if info else "not found",
-                daily_limit=limit,
-                used=used.get(sender_id, 0),
+                status=status,
+                daily_limit=settings.daily_limit(sender_id),
+                weekly_limit=settings.weekly_limit(sender_id),
+                spent=spent,
                 api_remaining=quota.remaining if quota else None,
                 premium=premium,
                 window=window,
@@ -309,24 +448,35 @@ def _sender_plan(
     name: str,
     status: str,
     daily_limit: int,
-    used: int,
+    weekly_limit: int,
+    spent: _Spent,
     api_remaining: int | None,
     premium: bool | None,
     window: float,
     skipped: str = "",
 ) -> SenderPlan:
-    capacity = 0 if skipped else remaining_capacity(daily_limit, used, api_remaining)
+    day, week = spent.day.get(sender_id, 0), spent.week.get(sender_id, 0)
+    capacity = 0
+    if not skipped:
+        capacity = min(
+            remaining_capacity(daily_limit, day, api_remaining),
+            max(0, weekly_limit - week),
+        )
     return SenderPlan(
         sender_id=sender_id,
         name=name,
         status=status,
         daily_limit=daily_limit,
-        used_in_window=used,
+        used_in_window=day,
         api_remaining=api_remaining,
         capacity=capacity,
         interval_seconds=pacing_interval(capacity, window),
         premium=premium,
         skipped=skipped,
+        weekly_limit=weekly_limit,
+        used_in_week=week,
+        others_day=spent.others_day.get(sender_id, 0),
+        others_week=spent.others_week.get(sender_id, 0),
     )
 
 

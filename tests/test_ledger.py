@@ -130,7 +130,7 @@ def test_the_daily_and_weekly_limits_count_every_campaign(open_ledger: OpenLedge
     assert (week.verdict, week.not_before) == (Verdict.FULL, T0 + 7 * DAY)
     usage = ledger.usage(DAY, T0 + DAY + 120)["s1"]
     assert (usage.day, usage.week) == (1, 3)
-    assert usage.week_by_campaign == {"a": 1, "b": 2}
+    assert usage.week_by_campaign == {a: 1, b: 2}
 
 
 def test_a_failed_or_deferred_attempt_spends_no_capacity(open_ledger: OpenLedger) -> None:
@@ -154,18 +154,24 @@ def test_claims_keep_the_senders_interval_whichever_campaign_takes_them(
     assert (wait.verdict, wait.not_before) == (Verdict.WAIT, T0 + 60)
     assert claim(ledger, b, 2, now=T0 + 60, limits=paced).verdict is Verdict.CLAIMED
     assert claim(ledger, a, 3, now=T0 + 60, limits=paced).verdict is Verdict.WAIT
+    # A campaign's own next slot is its own limiter's business.
+    assert claim(ledger, b, 4, now=T0 + 61, limits=paced).verdict is Verdict.CLAIMED
     # Another sender is paced on its own.
     assert claim(ledger, a, 3, sender="s2", now=T0 + 60, limits=paced).verdict is Verdict.CLAIMED
 
 
-def test_holders_name_other_campaigns_only(open_ledger: OpenLedger) -> None:
+def test_holders_name_the_campaign_of_each_live_attempt(open_ledger: OpenLedger) -> None:
     ledger = open_ledger()
     a, b = ledger.campaign("a", "/a.csv", T0).id, ledger.campaign("b", "/b.csv", T0).id
     claim(ledger, a, 1)
     claim(ledger, b, 2)
-    holders = ledger.holders([url(n) for n in range(1200)], b)
-    assert list(holders) == [url(1)]
-    assert holders[url(1)].campaign == "a"
+    holders = ledger.holders([url(n) for n in range(1200)])
+    assert {u: (h.campaign, h.campaign_id) for u, h in holders.items()} == {
+        url(1): ("a", a),
+        url(2): ("b", b),
+    }
+    assert ledger.find_campaign("/a.csv") == ledger.campaigns()[0]
+    assert ledger.find_campaign("/c.csv") is None
 
 
 def test_import_brings_in_outcomes_once(open_ledger: OpenLedger) -> None:

@@ -43,7 +43,9 @@ from campaign_runner.config import ApiSettings, PacingSettings, Secret, SenderSe
 from campaign_runner.errors import AuthError, JournalError, JournalLockedError
 from campaign_runner.journal import Journal, JournalRecord, load_journal
 from campaign_runner.journal import writer as journal_writer
+from campaign_runner.ledger import SQLiteLedger
 from campaign_runner.sandbox import FaultRule, SandboxSender
+from campaign_runner.workspace import ledger_location
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 KEY = "sk_live_RUNNER_7f3a9c1e5b"
@@ -895,7 +897,7 @@ async def test_a_second_run_on_a_locked_results_file_is_refused(
     assert connect_requests(server) == 0
 
 
-async def test_a_hand_written_results_file_is_accepted_and_deleted_lines_are_retried(
+async def test_a_hand_written_results_file_is_accepted_and_released_people_are_retried(
     sandbox: SandboxFactory, tmp_path: Path
 ) -> None:
     server = await sandbox(senders=roomy("a"))
@@ -915,11 +917,20 @@ async def test_a_hand_written_results_file_is_accepted_and_deleted_lines_are_ret
     assert header == RESULTS_HEADER  # rewritten once with every column
     assert final_counts(results) == {"sent": 3, "already_connected": 1}
 
-    # A user deletes person-3's lines to send it again on purpose.
+    # Deleting person-3's lines does not make them new: the workspace remembers.
     kept = [line for line in results.read_text().splitlines(keepends=True) if url(3) not in line]
     results.write_text("".join(kept))
-    _, again = await run_campaign(settings, input_path, results)
-    assert again.this_run == {"sent": 1}
+    campaign, again = await run_campaign(settings, input_path, results)
+    assert (campaign.plan.already_invited, again.this_run) == (1, {})
+    assert "though this results file does not show it" in latest(results)[url(3)]["error"]
+
+    # Released on purpose (a withdrawn invitation), they are invited again.
+    location = ledger_location(settings, rehearsal=False)
+    assert location is not None
+    with SQLiteLedger(Path(location)) as ledger:
+        assert ledger.release([url(3)], time.time()) == 1
+    _, third = await run_campaign(settings, input_path, results)
+    assert third.this_run == {"sent": 1}
     assert invited(server) == {url(2): 1, url(3): 2}
 
 

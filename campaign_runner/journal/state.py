@@ -86,6 +86,13 @@ class JournalState:
         known = latest[keep]
         return pd.Series(known["status"].to_numpy(), index=known["linkedin_url"], name="status")
 
+    def outcome_table(self) -> pa.Table:
+        """The latest send outcome per prospect (no row verdicts, no lines without a URL),
+        in file order; for bringing a results file into the workspace ledger."""
+        latest = self.latest
+        keep = (latest["linkedin_url"] != "") & ~latest["status"].isin(sorted(ROW_VERDICTS))
+        return pa.Table.from_pandas(latest[keep], preserve_index=False)
+
     def lookup(self, urls: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
         """Latest send outcome of each URL: ``(statuses, attempts)``, aligned with ``urls``.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from campaign_runner.ledger.base import (
     LIVE,
     SPENDING,
+    WEEK_WINDOWS,
     CampaignInfo,
     Claim,
     ClaimRequest,
@@ -26,6 +27,7 @@ from campaign_runner.ledger.sqlite import SQLiteLedger
 __all__ = [
     "LIVE",
     "SPENDING",
+    "WEEK_WINDOWS",
     "CampaignInfo",
     "Claim",
     "ClaimRequest",

@@ -12,8 +12,9 @@ sender and campaign, with what outcome, and when. Two promises rest on it:
 - **No sender overspent.** A claim also reserves its sender's next slot, in the same
   transaction: it is granted only while the sender's attempts in the rolling day and the
   rolling week are under its limits, and no sooner than one pacing interval after the
-  sender's previous slot, whichever campaign took that one. Processes sharing a sender
-  therefore keep its interval together instead of each keeping it alone.
+  sender's previous slot when another campaign took that one (a campaign's own slots are
+  paced by its own limiter). Processes sharing a sender therefore keep its interval
+  together instead of each keeping it alone.
 
 Claims are committed (durably) before the request leaves; outcomes are settled after.
 """
@@ -71,6 +72,7 @@ class Holder:
     status: str
     sender_id: str
     at: float  # when it was claimed, epoch seconds
+    campaign_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,8 @@ class SenderUsage:
 
     day: int = 0
     week: int = 0
-    day_by_campaign: Mapping[str, int] = field(default_factory=dict)
-    week_by_campaign: Mapping[str, int] = field(default_factory=dict)
+    day_by_campaign: Mapping[int, int] = field(default_factory=dict)  # by campaign id
+    week_by_campaign: Mapping[int, int] = field(default_factory=dict)
     last_at: float | None = None  # its latest slot, any campaign
     oldest_in_day: float | None = None  # when the day's first attempt leaves the window
 
@@ -134,6 +136,10 @@ class Ledger(ABC):
         """The campaign of this results file, registered on first use."""
 
     @abstractmethod
+    def find_campaign(self, results_path: str) -> CampaignInfo | None:
+        """The campaign of this results file, if it was ever registered."""
+
+    @abstractmethod
     def claim(
         self,
         campaign_id: int,
@@ -149,8 +155,8 @@ class Ledger(ABC):
         """Record the outcomes of claimed attempts, in one durable transaction."""
 
     @abstractmethod
-    def holders(self, urls: Iterable[str], campaign_id: int) -> dict[str, Holder]:
-        """The live attempts of other campaigns that hold any of ``urls``."""
+    def holders(self, urls: Iterable[str]) -> dict[str, Holder]:
+        """The live attempts (of any campaign) that hold any of ``urls``."""
 
     @abstractmethod
     def usage(self, window_seconds: float, now: float) -> dict[str, SenderUsage]:

@@ -70,9 +70,11 @@ def schema(identity: str, real: str) -> list[str]:
         f"WHERE status IN {_LIVE}",
         "CREATE INDEX IF NOT EXISTS attempts_by_sender ON attempts (sender_id, at)",
         "CREATE INDEX IF NOT EXISTS attempts_by_campaign ON attempts (campaign_id)",
+        # The sender's next free slot, and the campaign whose invitation set it.
         f"""CREATE TABLE IF NOT EXISTS senders (
             sender_id TEXT PRIMARY KEY,
-            next_slot_at {real} NOT NULL
+            next_slot_at {real} NOT NULL,
+            campaign_id INTEGER NOT NULL
         )""",
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ]
@@ -121,6 +123,16 @@ class SqlLedger(Ledger):
             assert row is not None
             return CampaignInfo(int(row[0]), str(row[1]), str(row[2]), float(row[3]))
 
+    def find_campaign(self, results_path: str) -> CampaignInfo | None:
+        with self._tx() as q:
+            row = q.one(
+                "SELECT id, name, results_path, created_at FROM campaigns WHERE results_path = ?",
+                (results_path,),
+            )
+        if row is None:
+            return None
+        return CampaignInfo(int(row[0]), str(row[1]), str(row[2]), float(row[3]))
+
     def campaigns(self) -> list[CampaignInfo]:
         with self._tx() as q:
             rows = q.all("SELECT id, name, results_path, created_at FROM campaigns ORDER BY id")
@@ -159,14 +171,19 @@ class SqlLedger(Ledger):
         if live is not None:
             mine, status = int(live[1]) == campaign_id, str(live[2])
             if not (mine and status in (PENDING, "unknown")):
-                holder = Holder(str(live[5]), status, str(live[3]), float(live[4]))
+                holder = Holder(str(live[5]), status, str(live[3]), float(live[4]), int(live[1]))
                 return Claim(Verdict.TAKEN, holder=holder)
         limit = limits[request.sender_id]
         full_until = self._full_until(q, request.sender_id, limit, window, now)
         if full_until is not None:
             return Claim(Verdict.FULL, not_before=full_until)
-        slot = q.one("SELECT next_slot_at FROM senders WHERE sender_id = ?", (request.sender_id,))
-        if slot is not None and float(slot[0]) > now:
+        slot = q.one(
+            "SELECT next_slot_at, campaign_id FROM senders WHERE sender_id = ?",
+            (request.sender_id,),
+        )
+        # A campaign's own slots are paced by its own limiter (one run per campaign at a
+        # time: the results file is locked); the ledger paces campaigns against each other.
+        if slot is not None and float(slot[0]) > now and int(slot[1]) != campaign_id:
             return Claim(Verdict.WAIT, not_before=float(slot[0]))
         if live is not None:
             # This campaign's own attempt in doubt, sent again on purpose (--retry-unknown).
@@ -181,9 +198,10 @@ class SqlLedger(Ledger):
         )
         assert row is not None
         q.run(
-            "INSERT INTO senders (sender_id, next_slot_at) VALUES (?, ?) "
-            "ON CONFLICT (sender_id) DO UPDATE SET next_slot_at = excluded.next_slot_at",
-            (request.sender_id, now + limit.interval_seconds),
+            "INSERT INTO senders (sender_id, next_slot_at, campaign_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (sender_id) DO UPDATE SET next_slot_at = excluded.next_slot_at, "
+            "campaign_id = excluded.campaign_id",
+            (request.sender_id, now + limit.interval_seconds, campaign_id),
         )
         return Claim(Verdict.CLAIMED, claim_id=int(row[0]))
 
@@ -237,7 +255,7 @@ class SqlLedger(Ledger):
 
     # -- what planning asks
 
-    def holders(self, urls: Iterable[str], campaign_id: int) -> dict[str, Holder]:
+    def holders(self, urls: Iterable[str]) -> dict[str, Holder]:
         wanted = list(dict.fromkeys(urls))
         found: dict[str, Holder] = {}
         with self._tx() as q:
@@ -251,20 +269,21 @@ class SqlLedger(Ledger):
                     chunk,
                 )
                 for url, name, status, sender, at, owner in rows:
-                    if int(owner) != campaign_id:
-                        found[str(url)] = Holder(str(name), str(status), str(sender), float(at))
+                    found[str(url)] = Holder(
+                        str(name), str(status), str(sender), float(at), int(owner)
+                    )
         return found
 
     def usage(self, window_seconds: float, now: float) -> dict[str, SenderUsage]:
         day_start, week_start = now - window_seconds, now - WEEK_WINDOWS * window_seconds
         with self._tx() as q:
             rows = q.all(
-                f"SELECT a.sender_id, c.name, "
+                f"SELECT a.sender_id, a.campaign_id, "
                 f"SUM(CASE WHEN a.at >= ? THEN 1 ELSE 0 END), COUNT(*), MAX(a.at), "
                 f"MIN(CASE WHEN a.at >= ? THEN a.at END) "
-                f"FROM attempts a JOIN campaigns c ON c.id = a.campaign_id "
+                f"FROM attempts a "
                 f"WHERE a.status IN {_SPENDING} AND a.at >= ? "
-                f"GROUP BY a.sender_id, c.name",
+                f"GROUP BY a.sender_id, a.campaign_id",
                 (day_start, day_start, week_start),
             )
         by_sender: dict[str, list[Any]] = {}
@@ -276,8 +295,8 @@ class SqlLedger(Ledger):
             usage[sender] = SenderUsage(
                 day=sum(int(p[2]) for p in parts),
                 week=sum(int(p[3]) for p in parts),
-                day_by_campaign={str(p[1]): int(p[2]) for p in parts if int(p[2])},
-                week_by_campaign={str(p[1]): int(p[3]) for p in parts},
+                day_by_campaign={int(p[1]): int(p[2]) for p in parts if int(p[2])},
+                week_by_campaign={int(p[1]): int(p[3]) for p in parts},
                 last_at=max(float(p[4]) for p in parts),
                 oldest_in_day=min(oldest) if oldest else None,
             )

@@ -22,22 +22,35 @@ BUSY_TIMEOUT_MS = 60_000
 
 
 class SQLiteLedger(SqlLedger):
-    def __init__(self, path: Path) -> None:
+    """The ledger in the SQLite file at ``path`` (created with its folder if missing).
+
+    ``read_only`` opens an existing file without changing it (a dry run's view).
+    """
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
         self.location = str(self.path)
+        self._read_only = read_only
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if read_only:
+                target = f"{self.path.resolve().as_uri()}?mode=ro"
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                target = str(self.path)
             # Autocommit mode: transactions are begun explicitly, as BEGIN IMMEDIATE.
             self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=60
+                target, isolation_level=None, check_same_thread=False, timeout=60, uri=read_only
             )
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = FULL")
+            if not read_only:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute("PRAGMA foreign_keys = ON")
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"{self.path}: cannot open the workspace ledger: {exc}") from None
         self._lock = threading.Lock()  # one connection, used from the loop and a thread
+        if read_only:
+            return
         with self._transaction() as cursor:
             for statement in schema("INTEGER PRIMARY KEY", "REAL"):
                 cursor.execute(statement)
@@ -51,7 +64,7 @@ class SQLiteLedger(SqlLedger):
         with self._lock:
             cursor = self._db.cursor()
             try:
-                cursor.execute("BEGIN IMMEDIATE")
+                cursor.execute("BEGIN" if self._read_only else "BEGIN IMMEDIATE")
                 yield cursor
                 cursor.execute("COMMIT")
             except sqlite3.Error as exc:
