@@ -37,6 +37,17 @@ def map_chunks(func: Callable[[pa.Array], _T], chunks: list[pa.Array]) -> list[_
         return list(pool.map(func, chunks))
 
 
+def release_unused() -> None:
+    """Give the memory Arrow's pool keeps for reuse back to the operating system.
+
+    mimalloc (and jemalloc) keep freed pages for the next allocation, but reading a big file
+    leaves many pages of parsing buffers and intermediate arrays that later allocations do
+    not reuse (other sizes, other threads): a resume's next step, hashing a million URLs,
+    would otherwise be stacked on top of them. Call it after a phase that read a big file.
+    """
+    pa.default_memory_pool().release_unused()
+
+
 def str_array(values: list[str]) -> pa.Array:
     """A string array of ``values``, as ``pa.array(values, pa.string())`` makes it."""
     encoded = [v.encode("utf-8") for v in values]
