@@ -281,7 +281,10 @@ def run(
     # asyncio is imported by the commands that use it: `validate` starts faster without.
     import asyncio
 
+    from campaign_runner.arrowkit import return_freed_memory
     from campaign_runner.campaign import RunOptions
+
+    return_freed_memory()  # before the big files are read: see its docstring
 
     out = _Output(as_json)
     with user_errors():

@@ -41,6 +41,7 @@ from campaign_runner.arrowkit import (
     chunk_pool,
     from_numpy,
     map_chunks,
+    release_unused,
     str_array,
     str_data,
     str_offsets,
@@ -240,7 +241,10 @@ def check_file(
     prospects = load_prospects(
         Path(path), url_column=url_column, note_column=note_column, all_columns=False
     )
-    return check_prospects(prospects, exclusions)
+    verdicts = check_prospects(prospects, exclusions)
+    del prospects  # its URLs as written, needed no more: free them before releasing memory
+    release_unused()
+    return verdicts
 
 
 def check_prospects(prospects: Prospects, exclusions: Exclusions | None = None) -> Verdicts:

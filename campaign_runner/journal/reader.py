@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from campaign_runner.arrowkit import release_unused
 from campaign_runner.csvio import FORMULA_START_CLASS, PLAIN_NUMBER
 from campaign_runner.errors import JournalError
 from campaign_runner.journal.format import JOURNAL_COLUMNS, PENDING, STATUSES
@@ -79,6 +80,7 @@ def load_with_layout(path: Path) -> tuple[JournalState, Layout | None]:
         if problem:
             raise refusal(path, tail, problem)
         repair = repair_note(path, tail)
+    release_unused()  # the parsing buffers and the columns before _normalise
     return JournalState(path=path, lines=table.num_rows, repair=repair, _table=table), layout
 
 

@@ -98,27 +98,33 @@ class JournalState:
 
         Same rule as :meth:`status_by_url` (row verdicts and empty URLs are not prospect
         statuses); a URL without a send outcome (or null) gets ``""`` and ``0``. Computed in
-        Arrow with one hash lookup, so a million URLs against a million lines stay cheap.
+        Arrow and NumPy without a Python object per line, so a million URLs against a
+        million lines stay cheap in time and memory.
         """
         if not pa.types.is_string(urls.type):
             urls = pc.cast(urls, pa.string())
-        lines = self._outcome_lines_newest_first
-        # Newest first, so the first match (the one index_in reports) is the latest line.
-        found = pc.index_in(urls, value_set=_flat(self._table["linkedin_url"].take(lines)))
-        line = pc.take(lines, found)
-        statuses = pc.fill_null(pc.take(self._table["status"], line), "")
-        attempts = pc.fill_null(pc.take(self._table["attempts"], line), 0)
+        # The journal's own URL column is the value set, chunks and all: a reordered or
+        # filtered copy of it would cost as much memory as the hash table itself. So
+        # index_in finds each URL's *first* line, which the table below maps to the
+        # latest send outcome of the same URL (-1: none).
+        latest = np.append(self._latest_outcome_by_first_line(), -1)
+        found = pc.index_in(urls, value_set=self._table["linkedin_url"]).fill_null(-1)
+        line = latest[_to_numpy(found)]
+        picked = pa.array(line, pa.int64(), mask=line < 0)
+        statuses = pc.fill_null(pc.take(self._table["status"], picked), "")
+        attempts = pc.fill_null(pc.take(self._table["attempts"], picked), 0)
         return _flat(statuses), _flat(attempts)
 
-    @cached_property
-    def _outcome_lines_newest_first(self) -> pa.Array:
+    def _latest_outcome_by_first_line(self) -> np.ndarray:
+        """For each line that is its URL's first, the URL's latest send outcome line."""
+        url = self._table["linkedin_url"]
+        first = _to_numpy(pc.index_in(url, value_set=url))
         # Lines that can be a prospect's status: a send outcome with a URL.
-        keep = pc.and_(
-            pc.invert(_is_verdict(self._table["status"])),
-            pc.not_equal(self._table["linkedin_url"], ""),
-        )
-        indices = np.flatnonzero(_to_numpy(keep))[::-1]
-        return pa.array(indices, pa.int64())
+        keep = pc.and_(pc.invert(_is_verdict(self._table["status"])), pc.not_equal(url, ""))
+        lines = np.flatnonzero(_to_numpy(keep))
+        latest = np.full(len(first), -1, dtype=np.int64)
+        np.maximum.at(latest, first[lines], lines)
+        return latest
 
     def pending(self) -> pd.DataFrame:
         """Prospects whose latest line is ``pending``: a run stopped while they were in flight."""
