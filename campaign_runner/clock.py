@@ -9,7 +9,9 @@ has nothing to do but wait for a timer, it jumps to that timer instead of blocki
 that waits on the loop's timers then runs in virtual time, unchanged: ``asyncio.sleep``,
 ``asyncio.wait_for`` and ``asyncio.timeout``, aiolimiter (``loop.time()`` and
 ``loop.call_at``), aiohttp's client and server timeouts. A week of pacing takes
-milliseconds. :class:`VirtualClock` reads such a loop, and :func:`run` is ``asyncio.run``
+milliseconds. A timer set for the present moves the clock on by its least step (about
+1e-16 relative), as real time would have moved, so that code which waits for the clock to
+move does not spin. :class:`VirtualClock` reads such a loop, and :func:`run` is ``asyncio.run``
 on one, for code outside pytest (a CLI subprocess in a soak test).
 
 What virtual time means for I/O and threads:
@@ -35,6 +37,8 @@ What virtual time means for I/O and threads:
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import math
 import selectors
 import threading
 import time
@@ -244,6 +248,22 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self._timeline.now
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[*Ts], object],
+        *args: *Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        # A timer set for the present (or the past) moves the clock on by its least step
+        # first. Real time always moves between two loop iterations, and code relies on it:
+        # aiolimiter's leak can leave a residue of 1e-16 that it schedules a wake-up to
+        # drain, at a moment that rounds to now; in time that stood still it would spin
+        # there for ever. The timer stays due, so it still fires at the next iteration.
+        if when <= self._timeline.now:
+            self._timeline.now = when = math.nextafter(self._timeline.now, math.inf)
+        return super().call_at(when, callback, *args, context=context)
 
     def run_in_executor(
         self, executor: Executor | None, func: Callable[[*Ts], T], *args: *Ts

@@ -7,6 +7,7 @@ wait would go unnoticed otherwise, that it took (almost) no real time.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -50,6 +51,29 @@ async def test_timers_fire_in_order_at_their_virtual_moments(virtual_clock: Virt
         loop.call_later(delay, lambda name=name: fired.append((name, loop.time())))
     await asyncio.sleep(60)
     assert fired == [("a", 10.0), ("b", 20.0), ("c", 30.0)]
+
+
+async def test_a_timer_set_for_now_fires_once_the_clock_has_moved(
+    virtual_clock: VirtualClock,
+) -> None:
+    # Code that waits for the clock to move on (as aiolimiter does to drain a rounding
+    # residue) must not spin for ever in virtual time.
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(0.03)
+    start = loop.time()
+    moved: asyncio.Future[float | None] = loop.create_future()
+    tries = iter(range(1000))
+
+    def until_the_clock_moves() -> None:
+        if loop.time() > start:
+            moved.set_result(loop.time())
+        elif next(tries, None) is None:
+            moved.set_result(None)  # gave up: time stood still
+        else:
+            loop.call_at(start, until_the_clock_moves)
+
+    loop.call_at(start, until_the_clock_moves)
+    assert await moved == math.nextafter(start, math.inf)
 
 
 async def test_wait_for_times_out_at_the_virtual_deadline(virtual_clock: VirtualClock) -> None:

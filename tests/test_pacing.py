@@ -7,10 +7,15 @@ import math
 import random
 from dataclasses import dataclass, field
 
+import aiohttp
 import pytest
+from conftest import SandboxFactory
 
-from campaign_runner.clock import VirtualClock
+from campaign_runner.client import ResultKind, SendPilotClient
+from campaign_runner.clock import EPOCH, VirtualClock
+from campaign_runner.config import Secret
 from campaign_runner.pacing import Backoff, SenderPacer, pacing_interval, remaining_capacity
+from campaign_runner.sandbox import SandboxSender
 
 
 @pytest.mark.parametrize(
@@ -70,6 +75,14 @@ async def test_turns_are_spread_evenly_over_the_window(virtual_clock: VirtualClo
 async def test_a_day_of_turns_runs_in_virtual_time(virtual_clock: VirtualClock) -> None:
     pacer = SenderPacer("s1", capacity=24, window_seconds=86_400)
     assert await turns(pacer, virtual_clock) == [3600.0 * k for k in range(24)]
+
+
+async def test_a_fast_pace_does_not_stall_on_rounding(virtual_clock: VirtualClock) -> None:
+    # 100 a second: aiolimiter's leak leaves residues of 1e-16 here, which it waits to
+    # drain at a moment that rounds to now (virtual time moves on by a least step).
+    pacer = SenderPacer("s1", capacity=100, window_seconds=1.0)
+    times = await asyncio.wait_for(turns(pacer, virtual_clock), timeout=2)
+    assert times == pytest.approx([0.01 * k for k in range(100)], abs=1e-9)
 
 
 async def test_jitter_delays_each_turn_by_its_draw_within_the_bound(
@@ -172,3 +185,24 @@ async def test_backoff_defaults_to_the_running_loops_clock(virtual_clock: Virtua
     backoff.push(60)
     await backoff.wait()
     assert virtual_clock.monotonic() == 60.0
+
+
+async def test_paced_invitations_reach_the_stand_in_at_their_virtual_moments(
+    virtual_clock: VirtualClock, sandbox: SandboxFactory
+) -> None:
+    # The stand-in, the client and the pacer share one virtual loop and one wall clock:
+    # a day of a sender's pacing, and the stand-in's renewal of its window, in no real time.
+    day = 86_400.0
+    server = await sandbox(senders=(SandboxSender("s1", capacity=2),), clock=virtual_clock.now)
+    urls = [f"https://www.linkedin.com/in/prospect-{n}" for n in range(4)]
+    async with aiohttp.ClientSession() as session:
+        client = SendPilotClient(session, server.base_url, Secret(server.api_key), 5)
+        pacer = SenderPacer("s1", capacity=2, window_seconds=day, clock=virtual_clock)
+        kinds = []
+        while await pacer.take_turn():
+            kinds.append((await client.connect("s1", urls[len(kinds)], None)).kind)
+        assert kinds == [ResultKind.ACCEPTED, ResultKind.ACCEPTED]
+        assert (await client.connect("s1", urls[2], None)).kind is ResultKind.DAILY_LIMIT
+        await virtual_clock.sleep(day - virtual_clock.monotonic())
+        assert (await client.connect("s1", urls[3], None)).kind is ResultKind.ACCEPTED
+    assert [i.created_at - EPOCH for i in server.state.invitations] == [0.0, day / 2, day]
