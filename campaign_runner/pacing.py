@@ -7,17 +7,23 @@ many rows are waiting.
 
 The API's own rate limits (429 with ``Retry-After``) pause *every* sender through one
 shared :class:`Backoff`, since they are about the key, not the LinkedIn account.
+
+Both wait on the :class:`~campaign_runner.clock.Clock` they are given (the system's by
+default). The limiter itself reads the running loop's time, which is the clock's
+``monotonic()``: on a :class:`~campaign_runner.clock.VirtualTimeLoop` all of it runs in
+virtual time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
-from collections.abc import Awaitable, Callable
 
 from aiolimiter import AsyncLimiter
 
 from campaign_runner.capacity import pacing_interval
+from campaign_runner.clock import Clock, SystemClock
 
 
 class SenderPacer:
@@ -25,7 +31,8 @@ class SenderPacer:
 
     Create it inside the running event loop (aiolimiter binds to the loop it first sees).
     ``left`` is reserved when a turn is taken and given back with :meth:`refund` when the
-    turn is not used to create an invitation.
+    turn is not used to create an invitation. ``clock`` waits out ``first_delay`` and the
+    jitter; use one whose ``monotonic()`` is the loop's time, as the limiter reads that.
     """
 
     def __init__(
@@ -37,8 +44,10 @@ class SenderPacer:
         jitter: float = 0.0,
         rng: random.Random | None = None,
         first_delay: float = 0.0,
+        clock: Clock | None = None,
     ) -> None:
         self.sender_id = sender_id
+        self._clock = clock or SystemClock()
         # Seconds before the first turn: a new run keeps the spacing from the last
         # invitation of the one before, instead of sending at once.
         self._first_delay = first_delay
@@ -65,11 +74,11 @@ class SenderPacer:
         self.left -= 1
         try:
             if self._first_delay > 0:
-                await asyncio.sleep(self._first_delay)
+                await self._clock.sleep(self._first_delay)
                 self._first_delay = 0.0
             await self._limiter.acquire()
             if self.jitter > 0:
-                await asyncio.sleep(self._rng.uniform(0.0, self.jitter * self.interval))
+                await self._clock.sleep(self._rng.uniform(0.0, self.jitter * self.interval))
         except asyncio.CancelledError:
             self.left += 1
             raise
@@ -87,30 +96,22 @@ class SenderPacer:
 
 
 class Backoff:
-    """A pause shared by all senders, for the API's own rate limits."""
+    """A pause shared by all senders, for the API's own rate limits, on ``clock``'s time."""
 
-    def __init__(
-        self,
-        clock: Callable[[], float] | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self._clock = clock
-        self._sleep = sleep
-        self._until = 0.0
-
-    def _now(self) -> float:
-        return self._clock() if self._clock else asyncio.get_running_loop().time()
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._until = -math.inf
 
     @property
     def paused(self) -> bool:
         """Whether a pause is in force now."""
-        return self._until > self._now()
+        return self._until > self._clock.monotonic()
 
     def push(self, seconds: float) -> None:
         """Pause everyone for at least ``seconds`` from now."""
-        self._until = max(self._until, self._now() + seconds)
+        self._until = max(self._until, self._clock.monotonic() + seconds)
 
     async def wait(self) -> None:
         """Return once no pause is in force."""
-        while (delay := self._until - self._now()) > 0:
-            await self._sleep(delay)
+        while (delay := self._until - self._clock.monotonic()) > 0:
+            await self._clock.sleep(delay)

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real stand-in SendPilot server on loopback, and a clock tests drive.
+"""Shared fixtures: a real stand-in SendPilot server on loopback, and clocks tests drive.
 
 Use the ``sandbox`` factory in any async test::
 
@@ -7,17 +7,28 @@ Use the ``sandbox`` factory in any async test::
         ...  # talk to server.base_url with server.api_key; inspect server.state
 
 Every server the factory started is stopped when the test ends, hanging requests included.
+
+An async test runs in virtual time (on a :class:`~campaign_runner.clock.VirtualTimeLoop`)
+when it asks for the ``virtual_clock`` fixture or is marked ``@pytest.mark.virtual_time``:
+sleeps, limiter turns and timeouts then take no real time, and the stand-in started by
+``sandbox`` runs in the same virtual loop (pass it ``clock=virtual_clock.now``)::
+
+    async def test_a_day(virtual_clock, sandbox):
+        server = await sandbox(clock=virtual_clock.now)
+        await virtual_clock.sleep(86_400)  # returns at once; virtual_clock.now() is a day on
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from campaign_runner.clock import VirtualClock, VirtualTimeLoop
 from campaign_runner.sandbox import SandboxConfig, SandboxServer
 
 SandboxFactory = Callable[..., Awaitable[SandboxServer]]
@@ -44,6 +55,36 @@ def own_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("XDG_DATA_HOME", str(home))
     monkeypatch.delenv("CAMPAIGN_RUNNER_DATABASE", raising=False)
     return home
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "virtual_time: run this async test on a loop in virtual time"
+    )
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The loop an async test runs on: virtual when it asks for it, asyncio's default else.
+
+    pytest-asyncio (1.4+) parametrises each async test over the factories returned here,
+    so exactly one is returned per test: the suite is not run twice.
+    """
+    wants_virtual = item.get_closest_marker("virtual_time") is not None or (
+        "virtual_clock" in getattr(item, "fixturenames", ())
+    )
+    if wants_virtual:
+        return {"virtual": VirtualTimeLoop}
+    return {"asyncio": asyncio.new_event_loop}
+
+
+@pytest.fixture
+async def virtual_clock() -> VirtualClock:
+    """The clock of the test's virtual loop: wall time starts at 2023-11-14T22:13:20Z."""
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualTimeLoop), "the loop factory hook did not pick virtual time"
+    return VirtualClock(loop)
 
 
 @pytest.fixture
