@@ -202,9 +202,9 @@ def _before_handling(request: web.Request, rule: FaultRule, sandbox: Sandbox) ->
         headers = _retry_after(rule, sandbox.state.now())
         return _respond(_error(429, rule.message or RATE_LIMIT_MESSAGE), headers=headers)
     if rule.kind == "redirect":
-        return web.Response(
-            status=rule.code, headers={"Location": rule.location or str(request.url)}
-        )
+        # Not request.url: aiohttp 3.10.0 builds it in a way newer yarl releases refuse.
+        itself = f"{request.scheme}://{request.host}{request.path_qs}"
+        return web.Response(status=rule.code, headers={"Location": rule.location or itself})
     if rule.kind == "body":
         return _raw_body(request, rule, _fault_error(rule))
     return _respond(_fault_error(rule))
