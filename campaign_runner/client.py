@@ -16,6 +16,7 @@ from __future__ import annotations
 import email.utils
 import enum
 import json
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -25,6 +26,12 @@ import aiohttp
 
 from campaign_runner.config import Secret, Settings
 from campaign_runner.errors import ApiError, AuthError
+
+# The most of an answer's body that is read. SendPilot's answers are a few hundred bytes; a
+# larger 2xx answer is not one the client can trust, and reading it whole could exhaust memory.
+MAX_BODY_BYTES = 1 << 20
+# How much of an unreadable body, or of a field, goes into a message (and the results file).
+EXCERPT_CHARS = 200
 
 
 class ResultKind(enum.Enum):
@@ -38,6 +45,10 @@ class ResultKind(enum.Enum):
     NOT_SENT = "not_sent"  # connection refused, DNS, connect timeout: the request never left
     # Read timeout, disconnect, unparseable 2xx, gateway timeout (504): it may exist.
     AMBIGUOUS = "ambiguous"
+
+
+class UnreadableBody(ValueError):
+    """A body that :func:`decode_json` cannot take; the text says why, in a few words."""
 
 
 @dataclass(frozen=True)
@@ -117,8 +128,8 @@ class SendPilotClient:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
-                raw = await response.read()
-                result = _classify(response.status, response.headers, raw)
+                raw, complete = await _read_capped(response)
+                result = _classify(response.status, response.headers, raw, complete)
                 return replace(result, message=self._redact(result.message))
         except aiohttp.ClientConnectorError as exc:
             return ConnectResult(ResultKind.NOT_SENT, message=f"cannot connect: {exc.os_error}")
@@ -143,14 +154,15 @@ class SendPilotClient:
             raise ApiError("GET /inbox/senders: unexpected answer (no 'senders' list)")
         out = []
         for item in items:
-            if not isinstance(item, dict) or not item.get("id"):
+            sender_id = _scalar_text(item.get("id")) if isinstance(item, dict) else ""
+            if not sender_id:
                 continue
             premium = item.get("premium", item.get("isPremium"))
             out.append(
                 SenderInfo(
-                    id=str(item["id"]),
-                    name=str(item.get("name") or ""),
-                    status=str(item.get("status") or "active"),
+                    id=sender_id,
+                    name=_scalar_text(item.get("name")),
+                    status=_scalar_text(item.get("status")) or "active",
                     premium=premium if isinstance(premium, bool) else None,
                 )
             )
@@ -166,16 +178,17 @@ class SendPilotClient:
         items = payload.get("senders") if isinstance(payload, dict) else None
         out: dict[str, Quota] = {}
         for item in items if isinstance(items, list) else []:
-            if not isinstance(item, dict) or not item.get("senderId"):
+            sender_id = _scalar_text(item.get("senderId")) if isinstance(item, dict) else ""
+            if not sender_id:
                 continue
             raw_conn = item.get("connections")
             conn: dict[str, Any] = raw_conn if isinstance(raw_conn, dict) else {}
-            out[str(item["senderId"])] = Quota(
-                sender_id=str(item["senderId"]),
+            out[sender_id] = Quota(
+                sender_id=sender_id,
                 limit=_int_or_none(conn.get("limit")),
                 used=_int_or_none(conn.get("used")),
                 remaining=_int_or_none(conn.get("remaining")),
-                resets_at=str(conn["resetsAt"]) if conn.get("resetsAt") else None,
+                resets_at=_scalar_text(conn.get("resetsAt")) or None,
             )
         return out
 
@@ -197,7 +210,7 @@ class SendPilotClient:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
-                raw = await response.read()
+                raw, complete = await _read_capped(response)
                 status = response.status
                 location = response.headers.get("Location", "")
                 self.stand_in = self.stand_in or STAND_IN_HEADER in response.headers
@@ -211,9 +224,9 @@ class SendPilotClient:
         if status >= 400:
             raise ApiError(f"GET {path}: HTTP {status}: {message}", status)
         try:
-            return json.loads(raw)
-        except ValueError:
-            raise ApiError(f"GET {path}: the answer is not JSON") from None
+            return decode_json(raw, complete)
+        except UnreadableBody as exc:
+            raise ApiError(f"GET {path}: the answer cannot be read ({exc})", status) from None
 
     def _redact(self, text: str) -> str:
         """The text with the API key masked, in case a server echoes it back."""
@@ -221,25 +234,42 @@ class SendPilotClient:
         return text.replace(key, "***") if key and key in text else text
 
 
-def _classify(status: int, headers: Mapping[str, str], raw: bytes) -> ConnectResult:
+async def _read_capped(response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
+    """At most :data:`MAX_BODY_BYTES` of the body, and whether that was all of it."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_BODY_BYTES:
+        chunk = await response.content.read(MAX_BODY_BYTES + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)[:MAX_BODY_BYTES], size <= MAX_BODY_BYTES
+
+
+def decode_json(raw: bytes, complete: bool = True) -> Any:
+    """The JSON document in ``raw``, or :class:`UnreadableBody` saying why not.
+
+    ``complete`` is false for a body cut at :data:`MAX_BODY_BYTES`. The one place where an
+    answer is decoded, because ``json.loads`` raises more than ``ValueError``: a deeply
+    nested document exhausts the recursion limit, and a run must not die of what a server
+    sent.
+    """
+    if not complete:
+        raise UnreadableBody(f"larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise UnreadableBody("JSON nested too deeply") from None
+    except UnicodeDecodeError:
+        raise UnreadableBody("not UTF-8 text") from None
+    except ValueError:
+        raise UnreadableBody("not JSON") from None
+
+
+def _classify(status: int, headers: Mapping[str, str], raw: bytes, complete: bool) -> ConnectResult:
     if 200 <= status < 300:
-        try:
-            payload = json.loads(raw)
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict) or not isinstance(payload.get("status"), str):
-            return ConnectResult(
-                ResultKind.AMBIGUOUS,
-                http_status=status,
-                message="the API answered success with a body that cannot be read",
-            )
-        return ConnectResult(
-            ResultKind.ACCEPTED,
-            status=payload["status"],
-            request_id=str(payload.get("requestId") or ""),
-            http_status=status,
-            message=str(payload.get("error") or ""),
-        )
+        return _classify_success(status, raw, complete)
     if 300 <= status < 400:
         location = headers.get("Location", "")
         return ConnectResult(
@@ -277,6 +307,40 @@ def _classify(status: int, headers: Mapping[str, str], raw: bytes) -> ConnectRes
     return ConnectResult(ResultKind.REJECTED, http_status=status, message=message)
 
 
+def _classify_success(status: int, raw: bytes, complete: bool) -> ConnectResult:
+    """A 2xx answer: accepted when its body says so, else ambiguous (it may exist)."""
+    try:
+        payload = decode_json(raw, complete)
+        if not isinstance(payload, dict):
+            raise UnreadableBody("not a JSON object")
+        if not isinstance(payload.get("status"), str):
+            raise UnreadableBody("no status word")
+    except UnreadableBody as exc:
+        return ConnectResult(
+            ResultKind.AMBIGUOUS,
+            http_status=status,
+            message=f"the API answered success with a body that cannot be read ({exc})",
+        )
+    return ConnectResult(
+        ResultKind.ACCEPTED,
+        status=payload["status"][:EXCERPT_CHARS],
+        request_id=_scalar_text(payload.get("requestId")),
+        http_status=status,
+        message=_scalar_text(payload.get("error")),
+    )
+
+
+def _scalar_text(value: object) -> str:
+    """A string or number as text, cut to :data:`EXCERPT_CHARS`; anything else is ``""``.
+
+    Containers are dropped rather than printed: ``str()`` of a deeply nested one can hit
+    the recursion limit that decoding it did not.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return ""
+    return str(value)[:EXCERPT_CHARS]
+
+
 def _kind_of_429(message: str, retry_after: float | None) -> ResultKind:
     """A 429 is either the sender's daily connection limit or the API's own rate limit.
 
@@ -296,17 +360,17 @@ def _kind_of_429(message: str, retry_after: float | None) -> ResultKind:
 def _error_message(raw: bytes) -> str:
     """The API's ``message`` field, or a short excerpt of whatever came back."""
     try:
-        payload = json.loads(raw)
-    except ValueError:
+        payload = decode_json(raw)
+    except UnreadableBody:
         payload = None
-    if isinstance(payload, dict) and payload.get("message"):
-        message = payload["message"]
-        # NestJS validation errors come as a list of messages.
-        if isinstance(message, list):
-            return "; ".join(str(m) for m in message)
-        return str(message)
-    text = raw[:200].decode("utf-8", "replace").strip()
-    return text or "no message"
+    message = payload.get("message") if isinstance(payload, dict) else None
+    # NestJS validation errors come as a list of messages.
+    parts = message if isinstance(message, list) else [message]
+    text = "; ".join(filter(None, (_scalar_text(part) for part in parts)))
+    if text:
+        return text
+    excerpt = raw[:EXCERPT_CHARS].decode("utf-8", "replace").strip()
+    return excerpt or "no message"
 
 
 def _redirect_message(status: int, location: str) -> str:
@@ -349,6 +413,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def _int_or_none(value: object) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return value
+    # JSON allows 1e999, which decodes to infinity: no count.
+    if isinstance(value, float) and math.isfinite(value):
         return int(value)
     return None

@@ -21,11 +21,12 @@ found by name among common aliases, ignoring case, spaces, ``_`` and ``-``.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -459,7 +460,20 @@ def _load_xlsx(
     all_columns: bool,
     require_url: bool,
 ) -> Prospects:
-    records = _xlsx_records(path)
+    # Closed here, not when the garbage collector gets to the generator: after an error
+    # (a missing column) the traceback keeps it alive, and with it the workbook's file.
+    with contextlib.closing(_xlsx_records(path)) as records:
+        return _xlsx_prospects(path, records, url_column, note_column, all_columns, require_url)
+
+
+def _xlsx_prospects(
+    path: Path,
+    records: Iterator[tuple[int, tuple[Any, ...]]],
+    url_column: str | None,
+    note_column: str | None,
+    all_columns: bool,
+    require_url: bool,
+) -> Prospects:
     _, header = next(records, (0, ()))
     if not header:
         raise InputError(path, "the workbook's first sheet is empty")
@@ -493,7 +507,7 @@ def _load_xlsx(
     )
 
 
-def _xlsx_records(path: Path) -> Iterator[tuple[int, tuple[Any, ...]]]:
+def _xlsx_records(path: Path) -> Generator[tuple[int, tuple[Any, ...]], None, None]:
     """(row number, cell values) of the first sheet, from its first non-empty row on."""
     import zipfile
 

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
 from conftest import SandboxFactory
 
 from campaign_runner.client import ResultKind, SendPilotClient
@@ -166,64 +165,169 @@ async def test_gateway_timeout_is_ambiguous(
     assert result.kind is ResultKind.AMBIGUOUS
 
 
-@pytest.fixture
-async def odd_server() -> AsyncIterator[tuple[str, list[str]]]:
-    """A loopback server that misbehaves as no SendPilot should: it redirects, and it
-    echoes the key. Yields its base URL and the X-API-Key headers it received."""
-    seen: list[str] = []
-
-    async def redirect(request: web.Request) -> web.Response:
-        seen.append(request.headers.get("X-API-Key", ""))
-        raise web.HTTPPermanentRedirect(f"http://127.0.0.1:{port}/elsewhere/inbox/connect")
-
-    async def elsewhere(request: web.Request) -> web.Response:
-        seen.append("followed:" + request.headers.get("X-API-Key", ""))
-        return web.json_response({"success": True, "status": "sent", "requestId": "x"})
-
-    async def echo(request: web.Request) -> web.Response:
-        key = request.headers.get("X-API-Key", "")
-        body = {"statusCode": 401, "message": f"Invalid API key {key}", "error": "Unauthorized"}
-        return web.json_response(body, status=401)
-
-    app = web.Application()
-    app.router.add_post("/moved/inbox/connect", redirect)
-    app.router.add_get("/moved/inbox/senders", redirect)
-    app.router.add_post("/elsewhere/inbox/connect", elsewhere)
-    app.router.add_post("/echo/inbox/connect", echo)
-    app.router.add_get("/echo/inbox/senders", echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}", seen
-    await runner.cleanup()
-
-
 async def test_redirects_are_not_followed_so_the_key_stays_home(
-    odd_server: tuple[str, list[str]], session: aiohttp.ClientSession
+    sandbox: SandboxFactory, session: aiohttp.ClientSession
 ) -> None:
-    base, seen = odd_server
-    client = SendPilotClient(session, f"{base}/moved", Secret("sk_live_SECRET"), 5)
-    result = await client.connect("s1", URL, None)
+    server = await sandbox(api_key="sk_live_SECRET")
+    # Were a redirect followed, the key would travel with it to a route of the same server
+    # that answers normally (each fault fires once): its record shows whether that happened.
+    for route in ("connect", "senders"):
+        where = f"{server.base_url}/inbox/{route}?elsewhere=1"
+        server.add_fault(FaultRule("redirect", route=route, status=308, location=where, times=1))
+    sender = server.sandbox.config.senders[0].id
+    client = client_for(server, session)
+    result = await client.connect(sender, URL, None)
     assert result.kind is ResultKind.MISCONFIGURED
-    assert "api.base_url" in result.message and "/elsewhere/" in result.message
-    assert seen == ["sk_live_SECRET"]  # nothing was sent to the redirect's target
+    assert "api.base_url" in result.message and "elsewhere=1" in result.message
     with pytest.raises(ApiError, match="redirect"):
         await client.senders()
+    assert server.state.requests == {"connect": 1, "senders": 1}
+    assert server.state.invitations == []
 
 
 async def test_a_key_echoed_by_the_server_is_masked(
-    odd_server: tuple[str, list[str]], session: aiohttp.ClientSession
+    sandbox: SandboxFactory, session: aiohttp.ClientSession
 ) -> None:
-    base, _ = odd_server
-    client = SendPilotClient(session, f"{base}/echo", Secret("sk_live_SECRET"), 5)
+    rule = FaultRule("body", route="*", status=401, message="Invalid API key", echo_key=True)
+    server = await sandbox(api_key="sk_live_SECRET", faults=(rule,))
+    client = client_for(server, session)
     result = await client.connect("s1", URL, None)
     assert result.kind is ResultKind.AUTH
-    assert "sk_live_SECRET" not in result.message and "***" in result.message
+    assert "sk_live_SECRET" not in result.message and "Invalid API key ***" in result.message
     with pytest.raises(AuthError) as info:
         await client.senders()
-    assert "sk_live_SECRET" not in str(info.value)
+    assert "sk_live_SECRET" not in str(info.value) and "***" in str(info.value)
+    assert server.state.counters[("connect", "fault:body")] == 1
+
+
+# -- answers the decoder cannot take ------------------------------------------------------
+
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("rule", "reason"),
+    [
+        (FaultRule("body", nested=100_000), "JSON nested too deeply"),
+        (FaultRule("body", size=MIB + 1), "larger than 1048576 bytes"),
+        (FaultRule("body", invalid_utf8=True), "not UTF-8 text"),
+        (FaultRule("body", text="[1, 2]"), "not a JSON object"),
+        (FaultRule("body", text='{"status": 1}'), "no status word"),
+        (FaultRule("body", text='{"requestId": "conn_1"}'), "no status word"),
+        (FaultRule("body", status=201, text=""), "not JSON"),
+    ],
+    ids=[
+        "nested",
+        "oversized",
+        "invalid-utf8",
+        "list",
+        "status-number",
+        "no-status",
+        "empty",
+    ],
+)
+async def test_an_unreadable_success_is_ambiguous(
+    sandbox: SandboxFactory, session: aiohttp.ClientSession, rule: FaultRule, reason: str
+) -> None:
+    server = await sandbox(faults=(rule,))
+    sender = server.sandbox.config.senders[0].id
+    result = await client_for(server, session).connect(sender, URL, None)
+    assert result.kind is ResultKind.AMBIGUOUS
+    assert result.http_status == rule.status
+    assert f"cannot be read ({reason})" in result.message
+    assert len(server.state.invitations) == 1  # ... rightly: it exists
+
+
+async def test_a_success_of_exactly_the_cap_is_read(
+    sandbox: SandboxFactory, session: aiohttp.ClientSession
+) -> None:
+    server = await sandbox(faults=(FaultRule("body", size=MIB),))
+    sender = server.sandbox.config.senders[0].id
+    result = await client_for(server, session).connect(sender, URL, None)
+    assert (result.kind, result.status) == (ResultKind.ACCEPTED, "sent")
+    assert result.request_id == server.state.invitations[0].request_id
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (FaultRule("body", status=500, nested=100_000), "HTTP 500: {"),
+        (FaultRule("body", status=500, size=2 * MIB), "HTTP 500: {"),
+        (FaultRule("body", status=500, invalid_utf8=True), "HTTP 500: {"),
+        (FaultRule("body", status=500, text='{"message": [["a"], "b"]}'), "HTTP 500: b"),
+        (FaultRule("body", status=500, text="\xff" * 300), "HTTP 500: "),
+    ],
+    ids=["nested", "oversized", "invalid-utf8", "nested-message", "garbage"],
+)
+async def test_an_unreadable_error_body_still_gives_a_short_message(
+    sandbox: SandboxFactory, session: aiohttp.ClientSession, rule: FaultRule, message: str
+) -> None:
+    server = await sandbox(faults=(rule,))
+    sender = server.sandbox.config.senders[0].id
+    result = await client_for(server, session).connect(sender, URL, None)
+    assert result.kind is ResultKind.SERVER_ERROR
+    assert result.message.startswith(message)
+    assert len(result.message) <= len("HTTP 500: ") + 200
+    assert server.state.invitations == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "reason"),
+    [
+        (FaultRule("body", route="senders", nested=100_000), "JSON nested too deeply"),
+        (FaultRule("body", route="senders", size=MIB + 1), "larger than 1048576 bytes"),
+        (FaultRule("body", route="senders", invalid_utf8=True), "not UTF-8 text"),
+        (FaultRule("body", route="senders", text="<html>"), "not JSON"),
+    ],
+    ids=["nested", "oversized", "invalid-utf8", "html"],
+)
+async def test_an_unreadable_listing_is_an_api_error_of_one_line(
+    sandbox: SandboxFactory, session: aiohttp.ClientSession, rule: FaultRule, reason: str
+) -> None:
+    server = await sandbox(faults=(rule,))
+    with pytest.raises(ApiError) as info:
+        await client_for(server, session).senders()
+    assert str(info.value) == f"GET /inbox/senders: the answer cannot be read ({reason})"
+
+
+async def test_unreadable_quotas_are_a_reason_not_a_crash(
+    sandbox: SandboxFactory, session: aiohttp.ClientSession
+) -> None:
+    server = await sandbox(faults=(FaultRule("body", route="quotas", nested=100_000),))
+    quotas, why = await client_for(server, session).quotas_if_available()
+    assert (quotas, why) == (
+        {},
+        "GET /senders/quotas: the answer cannot be read (JSON nested too deeply)",
+    )
+
+
+async def test_odd_listing_fields_are_dropped_not_printed(
+    sandbox: SandboxFactory, session: aiohttp.ClientSession
+) -> None:
+    # Containers where text belongs are dropped, not printed into names and messages.
+    deep = "[" * 500 + "]" * 500
+    senders = (
+        '{"senders": [{"id": "s1", "name": '
+        + deep
+        + '}, {"id": [1]}, {"id": 7, "status": "active"}]}'
+    )
+    quotas = (
+        '{"senders": [{"senderId": "s1", "connections": {"limit": 1e999, "used": 2.0,'
+        ' "remaining": "3", "resetsAt": {"at": 1}}}]}'
+    )
+    server = await sandbox(
+        faults=(
+            FaultRule("body", route="senders", text=senders),
+            FaultRule("body", route="quotas", text=quotas),
+        )
+    )
+    client = client_for(server, session)
+    assert [(s.id, s.name, s.status) for s in await client.senders()] == [
+        ("s1", "", "active"),
+        ("7", "", "active"),
+    ]
+    (quota,) = (await client.quotas()).values()
+    assert (quota.limit, quota.used, quota.remaining, quota.resets_at) == (None, 2, None, None)
 
 
 @pytest.mark.parametrize(

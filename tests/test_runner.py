@@ -19,7 +19,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from conftest import FakeClock, SandboxFactory
 from helpers import (
     FINAL,
@@ -39,7 +38,6 @@ from helpers import (
 )
 
 from campaign_runner.campaign import Campaign, RunOptions
-from campaign_runner.config import ApiSettings, PacingSettings, Secret, SenderSettings, Settings
 from campaign_runner.errors import AuthError, JournalError, JournalLockedError
 from campaign_runner.journal import Journal, JournalRecord, load_journal
 from campaign_runner.journal import writer as journal_writer
@@ -632,42 +630,46 @@ async def test_ambiguous_outcomes_are_unknown_and_never_resent_without_asking(
     assert connect_requests(server) == 4
 
 
-async def test_an_unknown_success_status_is_unknown(tmp_path: Path) -> None:
+async def test_an_unknown_success_status_is_unknown(
+    sandbox: SandboxFactory, tmp_path: Path
+) -> None:
     # A 2xx with a status word nobody documented: probably sent; only a person can tell.
-    async def connect(request: web.Request) -> web.Response:
-        return web.json_response({"success": True, "requestId": "conn_1", "status": "queued"})
-
-    async def senders(request: web.Request) -> web.Response:
-        return web.json_response({"senders": [{"id": "a", "status": "active"}], "total": 1})
-
-    async def quotas(request: web.Request) -> web.Response:
-        return web.json_response({"senders": [], "total": 0})
-
-    app = web.Application()
-    app.router.add_post("/v1/inbox/connect", connect)
-    app.router.add_get("/v1/inbox/senders", senders)
-    app.router.add_get("/v1/senders/quotas", quotas)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
-        settings = Settings(
-            api=ApiSettings(base_url=f"http://127.0.0.1:{port}/v1", api_key=Secret("k")),
-            senders=(SenderSettings("a", 10),),
-            pacing=PacingSettings(window_seconds=0.2),
-        )
-        input_path = prospects(tmp_path / "p.csv", 1)
-        results = tmp_path / "r.csv"
-        _, summary = await run_campaign(settings, input_path, results)
-    finally:
-        await runner.cleanup()
+    answer = '{"success": true, "requestId": "conn_1", "status": "queued"}'
+    server = await sandbox(senders=roomy("a"), faults=(FaultRule("body", text=answer),))
+    settings = settings_for(server, [("a", 10)], window=0.2)
+    input_path = prospects(tmp_path / "p.csv", 1)
+    results = tmp_path / "r.csv"
+    _, summary = await run_campaign(settings, input_path, results)
     assert summary.final == {"unknown": 1}
     assert summary.exit_code == 1
     line = latest(results)[url(0)]
     assert (line["status"], line["request_id"]) == ("unknown", "conn_1")
     assert "queued" in line["error"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "reason"),
+    [
+        (FaultRule("body", nested=100_000, times=1), "JSON nested too deeply"),
+        (FaultRule("body", size=(1 << 20) + 1, times=1), "larger than 1048576 bytes"),
+        (FaultRule("body", invalid_utf8=True, times=1), "not UTF-8 text"),
+    ],
+    ids=["nested", "oversized", "undecodable"],
+)
+async def test_an_unreadable_success_is_unknown_and_the_run_goes_on(
+    sandbox: SandboxFactory, tmp_path: Path, rule: FaultRule, reason: str
+) -> None:
+    server = await sandbox(senders=roomy("a"), faults=(rule,))
+    settings = settings_for(server, [("a", 10)], window=0.3, concurrency=1)
+    input_path = prospects(tmp_path / "p.csv", 3)
+    results = tmp_path / "r.csv"
+    _, summary = await run_campaign(settings, input_path, results)
+    assert (summary.exit_code, summary.final) == (1, {"sent": 2, "unknown": 1})
+    line = latest(results)[url(0)]
+    assert (line["status"], line["attempts"]) == ("unknown", "1")
+    assert f"cannot be read ({reason})" in line["error"]
+    assert invited(server) == {url(n): 1 for n in range(3)}
+    assert connect_requests(server) == 3  # the unreadable one was not re-sent
 
 
 # -- the key is rejected ---------------------------------------------------------------------

@@ -198,6 +198,140 @@ async def test_malformed_keeps_an_error_status(
 
 
 @pytest.mark.parametrize(
+    ("rule", "status"),
+    [
+        (FaultRule("redirect", location="http://127.0.0.1:9/v1/inbox/connect"), 307),
+        (FaultRule("redirect", status=301, location="/elsewhere"), 301),
+    ],
+)
+async def test_redirect_answers_a_location_and_creates_nothing(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession, rule: FaultRule, status: int
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(rule,))
+    async with http.post(
+        server.base_url + "/inbox/connect",
+        json=body(),
+        headers={"X-API-Key": server.api_key},
+        allow_redirects=False,
+    ) as response:
+        assert response.status == status
+        assert response.headers["Location"] == rule.location
+    assert server.state.invitations == []
+    assert server.state.counters == {("connect", "fault:redirect"): 1}
+
+
+async def test_redirect_defaults_to_the_request_itself(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    # A client that follows it comes back, and (the fault spent) is handled.
+    server = await sandbox(senders=SENDERS, faults=(FaultRule("redirect", times=1),))
+    async with http.post(
+        server.base_url + "/inbox/connect", json=body(), headers={"X-API-Key": server.api_key}
+    ) as response:
+        assert response.status == 200
+        assert [str(r.headers["Location"]) for r in response.history] == [
+            server.base_url + "/inbox/connect"
+        ]
+    assert server.state.requests["connect"] == 2
+    assert len(server.state.invitations) == 1
+
+
+async def raw_answer(
+    http: aiohttp.ClientSession, server: SandboxServer, path: str = "/inbox/connect"
+) -> tuple[int, bytes]:
+    headers = {"X-API-Key": server.api_key}
+    if path == "/inbox/connect":
+        request = http.post(server.base_url + path, json=body(), headers=headers)
+    else:
+        request = http.get(server.base_url + path, headers=headers)
+    async with request as response:
+        assert response.content_type == "application/json"
+        return response.status, await response.read()
+
+
+async def test_body_text_is_sent_verbatim_and_a_2xx_creates_the_invitation(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    text = '{"status": "queued", "note": "a=b:c"}'
+    server = await sandbox(senders=SENDERS, faults=(FaultRule("body", text=text),))
+    assert await raw_answer(http, server) == (200, text.encode())
+    assert len(server.state.invitations) == 1
+    assert server.state.counters[("connect", "fault:body")] == 1
+
+
+async def test_body_with_an_error_status_creates_nothing(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(FaultRule("body", status=502),))
+    status, raw = await raw_answer(http, server)
+    assert status == 502
+    assert json.loads(raw) == {"statusCode": 502, "message": "Bad Gateway", "error": "Bad Gateway"}
+    assert server.state.invitations == []
+
+
+async def test_body_nested_is_the_real_answer_too_deep_to_decode(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(FaultRule("body", nested=100_000),))
+    status, raw = await raw_answer(http, server)
+    assert status == 200
+    assert raw.endswith(b"[" * 100_000 + b"]" * 100_000 + b"}")
+    with pytest.raises(RecursionError):
+        json.loads(raw)
+    # Only the depth is wrong: at a shallow depth it is the real answer plus a field.
+    (invitation,) = server.state.invitations
+    assert raw.startswith(b'{"success": true, "requestId": "' + invitation.request_id.encode())
+
+
+async def test_body_size_pads_the_real_answer_to_exactly_that_many_bytes(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    size = (1 << 20) + 1
+    server = await sandbox(senders=SENDERS, faults=(FaultRule("body", size=size),))
+    status, raw = await raw_answer(http, server)
+    assert (status, len(raw)) == (200, size)
+    payload = json.loads(raw)
+    assert payload["status"] == "sent"
+    assert set(payload["padding"]) == {"x"}
+
+
+async def test_body_invalid_utf8_is_the_real_answer_with_a_stray_byte(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(FaultRule("body", invalid_utf8=True),))
+    _, raw = await raw_answer(http, server)
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")
+    assert json.loads(raw.decode("latin-1"))["status"] == "sent"
+
+
+@pytest.mark.parametrize(
+    ("rule", "field", "expected"),
+    [
+        (FaultRule("body", status=401, echo_key=True), "message", "Unauthorized sandbox-key"),
+        (FaultRule("body", echo_key=True), "error", "sandbox-key"),
+        (
+            FaultRule("body", route="senders", status=403, message="No", echo_key=True),
+            "message",
+            "No sandbox-key",
+        ),
+    ],
+)
+async def test_body_echo_key_puts_the_callers_key_in_the_answer(
+    sandbox: SandboxFactory,
+    http: aiohttp.ClientSession,
+    rule: FaultRule,
+    field: str,
+    expected: str,
+) -> None:
+    server = await sandbox(senders=SENDERS, faults=(rule,))
+    path = "/inbox/senders" if rule.route == "senders" else "/inbox/connect"
+    status, raw = await raw_answer(http, server, path)
+    assert status == rule.status
+    assert json.loads(raw)[field] == expected
+
+
+@pytest.mark.parametrize(
     ("rule", "expected"),
     [
         (FaultRule("error", nth=3), [200, 200, 500, 200, 200]),
@@ -338,6 +472,19 @@ async def test_stop_cuts_latency_short(
             FaultRule("drop", recipient="https://www.linkedin.com/in/x", times=1),
         ),
         ("malformed:route=quotas", FaultRule("malformed", route="quotas")),
+        ("redirect", FaultRule("redirect", status=307)),
+        (
+            "redirect:308:location=http://127.0.0.1:9/v1",
+            FaultRule("redirect", status=308, location="http://127.0.0.1:9/v1"),
+        ),
+        ("body:200:nested=100000", FaultRule("body", nested=100_000)),
+        ("body:size=2000000:route=senders", FaultRule("body", size=2_000_000, route="senders")),
+        ("body:201:invalid_utf8=true", FaultRule("body", status=201, invalid_utf8=True)),
+        ("body:401:echo_key=yes", FaultRule("body", status=401, echo_key=True)),
+        (
+            'body:times=1:text={"a": "b=c", "d": [1, 2]}:x',
+            FaultRule("body", times=1, text='{"a": "b=c", "d": [1, 2]}:x'),
+        ),
     ],
 )
 def test_parse_fault_spec(spec: str, expected: FaultRule) -> None:
@@ -358,6 +505,15 @@ def test_parse_fault_spec(spec: str, expected: FaultRule) -> None:
         ("error:route=inbox", "unknown route 'inbox'"),
         ("rate_limit:retry_after_date=maybe", "true or false"),
         ("hang:503", "expected key=value"),
+        ("redirect:200", "3xx"),
+        ("body:204", "allow a body"),
+        ("body:nested=0", "nested must be at least 1"),
+        ("body:size=-1", "size must not be negative"),
+        ("body:nested=3:size=10", "at most one of"),
+        ("body:echo_key=true:text=hello", "echo_key needs the JSON answer"),
+        ("body:invalid_utf8=perhaps", "invalid_utf8 must be true or false"),
+        ("error:text=hello", "are for body faults"),
+        ("hang:location=/x", "location is for redirect faults"),
     ],
 )
 def test_parse_fault_spec_rejects(spec: str, problem: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from campaign_runner.sandbox.faults import AFTER_HANDLING, FaultPlan, FaultRule
+from campaign_runner.sandbox.faults import FaultPlan, FaultRule
 from campaign_runner.sandbox.profiles import is_member_urn, profile_slug
 from campaign_runner.sandbox.state import (
     LIKE_LIMIT,
@@ -157,10 +157,10 @@ def _route(name: str, handle: _Handler) -> Any:
             sandbox.state.counters[(name, rule.label)] += 1
             if rule.kind == "latency":
                 await _wait(sandbox, rule.seconds)
-            elif rule.kind not in AFTER_HANDLING:
+            elif not rule.after_handling:
                 return _before_handling(request, rule, sandbox)
         answer: _Answer = handle(sandbox, body)
-        if rule is not None and rule.kind in AFTER_HANDLING:
+        if rule is not None and rule.after_handling:
             return await _after_handling(request, rule, sandbox, answer)
         return _respond(answer)
 
@@ -210,9 +210,49 @@ def _before_handling(request: web.Request, rule: FaultRule, sandbox: Sandbox) ->
     if rule.kind == "rate_limit":
         headers = _retry_after(rule, sandbox.state.now())
         return _respond(_error(429, rule.message or RATE_LIMIT_MESSAGE), headers=headers)
-    phrase = HTTPStatus(rule.status).phrase
-    default = "Internal server error" if rule.status == 500 else phrase
-    return _respond(_error(rule.status, rule.message or default))
+    if rule.kind == "redirect":
+        # Not request.url: aiohttp 3.10.0 builds it in a way newer yarl releases refuse.
+        itself = f"{request.scheme}://{request.host}{request.path_qs}"
+        return web.Response(status=rule.code, headers={"Location": rule.location or itself})
+    if rule.kind == "body":
+        return _raw_body(request, rule, _fault_error(rule))
+    return _respond(_fault_error(rule))
+
+
+def _fault_error(rule: FaultRule) -> _Answer:
+    phrase = HTTPStatus(rule.code).phrase
+    default = "Internal server error" if rule.code == 500 else phrase
+    return _error(rule.code, rule.message or default)
+
+
+def _raw_body(request: web.Request, rule: FaultRule, answer: _Answer) -> web.Response:
+    """A body fault's answer: ``answer`` reshaped as the rule says (see the faults module)."""
+    raw = _body_bytes(rule, answer.payload, request.headers.get("X-API-Key", ""))
+    return web.Response(status=rule.code, body=raw, content_type="application/json")
+
+
+def _body_bytes(rule: FaultRule, payload: dict[str, Any], key: str) -> bytes:
+    if rule.text is not None:
+        return rule.text.encode()
+    if rule.echo_key:
+        field = "message" if "statusCode" in payload else "error"
+        said = payload.get(field)
+        payload = {**payload, field: f"{said} {key}" if said else key}
+    plain = json.dumps(payload).encode()
+    if rule.nested is not None:
+        # Written as bytes: json.dumps itself cannot serialise a list this deep.
+        return _with_raw_field(plain, "detail", b"[" * rule.nested + b"]" * rule.nested)
+    if rule.size is not None:
+        room = rule.size - len(_with_raw_field(plain, "padding", b'""'))
+        return _with_raw_field(plain, "padding", b'"' + b"x" * max(0, room) + b'"')
+    if rule.invalid_utf8:
+        return _with_raw_field(plain, "padding", b'"\xff"')
+    return plain
+
+
+def _with_raw_field(document: bytes, name: str, value: bytes) -> bytes:
+    """``document`` (a non-empty JSON object) with one more field, its value as raw bytes."""
+    return document[:-1] + f', "{name}": '.encode() + value + b"}"
 
 
 def _retry_after(rule: FaultRule, now: float) -> dict[str, str] | None:
@@ -231,6 +271,8 @@ async def _after_handling(
         return _drop(request)
     if rule.kind == "drop":
         return _drop(request)
+    if rule.kind == "body":
+        return _raw_body(request, rule, answer)
     # malformed: the right status, but a body cut off halfway (as a broken proxy might).
     text = json.dumps(answer.payload)
     return web.Response(

@@ -40,13 +40,34 @@ Doing (``kind``):
     Handle the request (the invitation is created), then answer with its status but a
     truncated, unparseable JSON body.
 
-``hang``, ``drop`` and ``malformed`` are the ambiguous outcomes a client must survive: the
-invitation exists, but the client cannot know it.
+``redirect``
+    Answer ``status`` (default 307) with ``Location: <location>`` and no body; without a
+    ``location``, the request's own URL, so that a client that follows it comes straight
+    back. Nothing is created: a client must not follow it (it would carry the key along).
+``body``
+    Answer ``status`` (default 200) with a raw body of the fault's choosing, served as
+    ``application/json`` whatever it holds. With a 2xx status the request is handled first
+    (the invitation is created when the request is valid), as when a proxy garbles the real
+    answer; with any other status nothing is created. The body is, by the first key given:
+
+    - ``text``: exactly this text, UTF-8 encoded;
+    - ``nested``: the route's real answer with a ``"detail"`` field holding lists
+      ``nested`` deep (``[[[...]]]``), deeper than a recursive decoder can follow;
+    - ``size``: the real answer padded with a ``"padding"`` string to exactly ``size``
+      bytes (or the answer alone when it is longer);
+    - ``invalid_utf8``: the real answer with a raw ``0xFF`` byte inside a string;
+    - none of them: the real answer (for a 2xx) or the API's JSON error shape.
+
+    ``echo_key`` adds the request's ``X-API-Key`` to the answer's ``message`` (error
+    shape) or ``error`` (success shape) field, as a careless server might; not with ``text``.
+
+``hang``, ``drop``, ``malformed`` and a 2xx ``body`` are the ambiguous outcomes a client
+must survive: the invitation exists, but the client cannot know it.
 
 The compact text form used by ``campaign-runner sandbox --fault`` is
 ``KIND[:STATUS][:key=value]...``, e.g. ``error:500:rate=0.1``, ``rate_limit:retry_after=2:times=3``,
-``hang:nth=5``, ``latency:seconds=0.5``, ``drop:recipient=john-doe``; see
-:func:`parse_fault_spec`.
+``hang:nth=5``, ``latency:seconds=0.5``, ``drop:recipient=john-doe``, ``redirect:308``,
+``body:200:nested=100000``, ``body:text={"status": "queued"}``; see :func:`parse_fault_spec`.
 """
 
 from __future__ import annotations
@@ -56,10 +77,25 @@ from dataclasses import dataclass, field, fields
 
 from campaign_runner.sandbox.profiles import profile_key
 
-FAULT_KINDS = ("error", "rate_limit", "latency", "hang", "drop", "drop_before", "malformed")
+FAULT_KINDS = (
+    "error",
+    "rate_limit",
+    "latency",
+    "hang",
+    "drop",
+    "drop_before",
+    "malformed",
+    "redirect",
+    "body",
+)
 ROUTES = ("connect", "senders", "quotas", "*")
-# Faults that let the request create its invitation before going wrong.
+# Faults that let the request create its invitation before going wrong (``body`` too, when
+# its status is 2xx: see FaultRule.after_handling).
 AFTER_HANDLING = frozenset({"hang", "drop", "malformed"})
+# The status a kind answers when none is given; kinds not listed answer none of their own.
+DEFAULT_STATUS = {"error": 500, "redirect": 307, "body": 200}
+# Statuses that carry no body in HTTP, so a body fault cannot use them.
+_NO_BODY = frozenset({204, 205, 304})
 
 
 @dataclass(frozen=True)
@@ -73,15 +109,25 @@ class FaultRule:
     recipient: str | None = None
     times: int | None = None
     rate: float = 1.0
-    status: int = 500
+    # None: the kind's default (DEFAULT_STATUS), filled in on construction so that equal
+    # rules compare equal however they were written.
+    status: int | None = None
     message: str | None = None
     retry_after: float | None = 1.0
     retry_after_date: bool = False
     seconds: float = 0.0
+    location: str | None = None
+    text: str | None = None
+    nested: int | None = None
+    size: int | None = None
+    invalid_utf8: bool = False
+    echo_key: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r} (known: {', '.join(FAULT_KINDS)})")
+        if self.status is None:
+            object.__setattr__(self, "status", DEFAULT_STATUS.get(self.kind))
         if self.route not in ROUTES:
             raise ValueError(f"unknown route {self.route!r} (known: {', '.join(ROUTES)})")
         if self.nth is not None and self.nth < 1:
@@ -90,12 +136,45 @@ class FaultRule:
             raise ValueError("times must not be negative")
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError("rate must be between 0 and 1")
-        if self.kind == "error" and not 400 <= self.status <= 599:
+        if self.kind == "error" and not 400 <= self.code <= 599:
             raise ValueError("an error fault's status must be a 4xx or 5xx code")
+        if self.kind == "redirect" and not 300 <= self.code <= 399:
+            raise ValueError("a redirect fault's status must be a 3xx code")
+        if self.kind == "body" and (not 200 <= self.code <= 599 or self.code in _NO_BODY):
+            raise ValueError("a body fault's status must be 200-599 and allow a body")
+        self._check_body_options()
         if self.retry_after is not None and self.retry_after < 0:
             raise ValueError("retry_after must not be negative")
         if self.seconds < 0:
             raise ValueError("seconds must not be negative")
+
+    def _check_body_options(self) -> None:
+        if self.location is not None and self.kind != "redirect":
+            raise ValueError("location is for redirect faults")
+        sources = [self.text is not None, self.nested is not None, self.size is not None]
+        sources.append(self.invalid_utf8)
+        if self.kind != "body" and (any(sources) or self.echo_key):
+            raise ValueError("text, nested, size, invalid_utf8 and echo_key are for body faults")
+        if sum(sources) > 1:
+            raise ValueError("give at most one of text, nested, size and invalid_utf8")
+        if self.nested is not None and self.nested < 1:
+            raise ValueError("nested must be at least 1")
+        if self.size is not None and self.size < 0:
+            raise ValueError("size must not be negative")
+        if self.echo_key and self.text is not None:
+            raise ValueError("echo_key needs the JSON answer, not text")
+
+    @property
+    def code(self) -> int:
+        """The HTTP status this rule answers (its kind's default when none was given)."""
+        if self.status is None:
+            raise ValueError(f"a {self.kind} fault answers no status of its own")
+        return self.status
+
+    @property
+    def after_handling(self) -> bool:
+        """Whether the request is handled (its invitation created) before the fault acts."""
+        return self.kind in AFTER_HANDLING or (self.kind == "body" and 200 <= self.code < 300)
 
     @property
     def label(self) -> str:
@@ -158,9 +237,12 @@ class FaultPlan:
         return None
 
 
-_INT_FIELDS = {"nth", "times", "status"}
+_INT_FIELDS = {"nth", "times", "status", "nested", "size"}
 _FLOAT_FIELDS = {"rate", "seconds"}
-_TEXT_FIELDS = {"route", "sender", "recipient", "message"}
+_BOOL_FIELDS = {"retry_after_date", "invalid_utf8", "echo_key"}
+_TEXT_FIELDS = {"route", "sender", "recipient", "message", "location", "text"}
+# The key whose value runs to the end of the spec, so that a body may hold ':' and '='.
+_REST_KEY = ":text="
 
 
 def parse_fault_spec(spec: str) -> FaultRule:
@@ -168,11 +250,14 @@ def parse_fault_spec(spec: str) -> FaultRule:
 
     Keys are the rule's field names (``route``, ``nth``, ``sender``, ``recipient``,
     ``times``, ``rate``, ``status``, ``message``, ``retry_after`` (a number or ``none``),
-    ``retry_after_date`` (``true``/``false``), ``seconds``). A bare number after ``error`` is
-    the status. Values may contain colons (``recipient=https://...``). Raises ``ValueError``
-    with a readable reason.
+    ``retry_after_date``, ``invalid_utf8`` and ``echo_key`` (``true``/``false``),
+    ``seconds``, ``location``, ``nested``, ``size``, ``text``). A bare number after
+    ``error``, ``redirect`` or ``body`` is the status. Values may contain colons
+    (``recipient=https://...``); ``text=`` must come last and takes the rest of the spec
+    verbatim, ``=`` included. Raises ``ValueError`` with a readable reason.
     """
-    kind, *rest = spec.strip().split(":")
+    head, found, text = spec.strip().partition(_REST_KEY)
+    kind, *rest = head.split(":")
     tokens: list[str] = []
     for token in rest:
         # A token without "=" continues the previous value (a URL's colon), except the
@@ -184,12 +269,14 @@ def parse_fault_spec(spec: str) -> FaultRule:
     values: dict[str, object] = {}
     for position, token in enumerate(tokens):
         if "=" not in token:
-            if position == 0 and kind == "error" and token.isdigit():
+            if position == 0 and kind in DEFAULT_STATUS and token.isdigit():
                 values["status"] = int(token)
                 continue
             raise ValueError(f"{spec!r}: expected key=value, got {token!r}")
         key, _, raw = token.partition("=")
         values[key.strip()] = _convert(spec, key.strip(), raw.strip())
+    if found:
+        values["text"] = text
     try:
         return FaultRule(kind=kind.strip(), **values)  # type: ignore[arg-type]
     except ValueError as exc:
@@ -209,9 +296,9 @@ def _convert(spec: str, key: str, raw: str) -> object:
             return None if raw.lower() == "none" else float(raw)
     except ValueError:
         raise ValueError(f"{spec!r}: {key} must be a number, not {raw!r}") from None
-    if key == "retry_after_date":
+    if key in _BOOL_FIELDS:
         if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"{spec!r}: retry_after_date must be true or false")
+            raise ValueError(f"{spec!r}: {key} must be true or false")
         return raw.lower() in ("true", "1", "yes")
     assert key in _TEXT_FIELDS
     return raw
