@@ -11,8 +11,6 @@ and appends the records the plan asks for. :meth:`Campaign.execute` hands the pl
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,6 +19,7 @@ import aiohttp
 
 from campaign_runner.capacity import pacing_interval
 from campaign_runner.client import SendPilotClient
+from campaign_runner.clock import Clock, SystemClock
 from campaign_runner.config import Settings
 from campaign_runner.engine import Engine, Progress, SilentProgress, Summary
 from campaign_runner.errors import JournalError
@@ -78,12 +77,13 @@ class Campaign:
         options: RunOptions,
         session: aiohttp.ClientSession | None,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> Campaign:
         """Validate, ask the API, read the results and the workspace, and plan. Takes the
         results lock unless this is a dry run; call :meth:`close` (or :meth:`execute`) to
         release it."""
+        clock = clock or SystemClock()
         exclusions = load_exclusions([*settings.campaign.exclude, *options.exclude])
         verdicts = check_file(
             options.input_path,
@@ -105,11 +105,11 @@ class Campaign:
                 journal = Journal.open(
                     results_path,
                     extra_columns=EXTRA_COLUMNS,
-                    clock=clock,
+                    clock=clock.now,
                     accept=partial(_accept, rehearsal=rehearsal),
                 )
                 state = journal.state
-            now = clock()
+            now = clock.now()
             choice = RowChoice(options.retry_failed, options.retry_unknown, options.limit)
             selection = select_rows(
                 verdicts=verdicts, state=state, choice=choice, rehearsal=rehearsal
@@ -153,7 +153,7 @@ class Campaign:
                 campaign_id,
                 _limits(settings, planned.plan),
                 settings.pacing.window_seconds,
-                clock,
+                clock.now,
             )
         engine = Engine(
             settings,

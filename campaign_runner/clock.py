@@ -101,6 +101,17 @@ class SystemClock:
 
 
 @dataclass(frozen=True)
+class WallClock(SystemClock):
+    """The real loop's time and waits, with wall time read from ``wall``: for a test that
+    holds the date still (or steps it) while pacing runs in real time."""
+
+    wall: Callable[[], float] = time.time
+
+    def now(self) -> float:
+        return self.wall()
+
+
+@dataclass(frozen=True)
 class VirtualClock:
     """A :class:`VirtualTimeLoop`'s clock: wall time is the loop's epoch plus its time."""
 

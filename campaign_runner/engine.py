@@ -19,11 +19,12 @@ import contextlib
 import math
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from campaign_runner.client import ConnectResult, ResultKind, SendPilotClient
+from campaign_runner.clock import Clock
 from campaign_runner.config import Settings
 from campaign_runner.errors import ApiError, AuthError
 from campaign_runner.journal import (
@@ -121,7 +122,7 @@ class Engine:
         journal: Journal | None,
         *,
         limit: int | None,
-        clock: Callable[[], float],
+        clock: Clock,
         rng: random.Random,
         claims: LedgerSession | None = None,
         ledger: Ledger | None = None,
@@ -201,7 +202,7 @@ class Engine:
         return summary
 
     async def _run(self, progress: Progress, summary: Summary) -> None:
-        now = self._clock()
+        now = self._clock.now()
         pacers = [
             SenderPacer(
                 s.sender_id,
@@ -212,6 +213,7 @@ class Engine:
                 first_delay=self._recorded.last_sent.get(s.sender_id, -math.inf)
                 + s.interval_seconds
                 - now,
+                clock=self._clock,
             )
             for s in self.plan.senders
             if s.usable
@@ -229,7 +231,7 @@ class Engine:
             # so that no request slot idles on an fsync: up to 2x concurrency rows are
             # between their pending line and their outcome (a crash leaves them unknown).
             slots=asyncio.Semaphore(2 * concurrency),
-            backoff=Backoff(),
+            backoff=Backoff(self._clock),
             budget=self._limit if self._limit is not None else math.inf,
         )
         progress.start(self.plan.now, sorted(usable))
@@ -310,7 +312,7 @@ class Engine:
             request_id = result.request_id
         work.status = outcome.status
         if outcome.status in CAPACITY_STATUSES and self._first_send_at is None:
-            self._first_send_at = self._clock()
+            self._first_send_at = self._clock.now()
         run.journal_later(
             work.record(
                 sender_id,
@@ -353,8 +355,8 @@ class Engine:
                 )
                 return _Outcome(DEFERRED, "sender's limit spent", requeue=True), None
             # WAIT: another campaign took the sender's slot; its pace holds for both.
-            delay = (claim.not_before or 0.0) - self._clock()
-            if not await _unless_stopped(asyncio.sleep(max(0.0, delay)), self._stop):
+            delay = (claim.not_before or 0.0) - self._clock.now()
+            if not await _unless_stopped(self._clock.sleep(max(0.0, delay)), self._stop):
                 pacer.refund()
                 return _Outcome(DEFERRED, "stopped before sending", requeue=True), None
 
@@ -391,7 +393,7 @@ class Engine:
                 return result, attempt
             if result.kind is not ResultKind.RATE_LIMITED:
                 await _unless_stopped(
-                    asyncio.sleep(self._policy.delay(result, attempt)), self._stop
+                    self._clock.sleep(self._policy.delay(result, attempt)), self._stop
                 )
 
     def _outcome(self, result: ConnectResult, pacer: SenderPacer, run: _Run) -> _Outcome:

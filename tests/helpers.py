@@ -18,6 +18,7 @@ import aiohttp
 import yaml
 
 from campaign_runner.campaign import Campaign, RunOptions, Summary
+from campaign_runner.clock import WallClock
 from campaign_runner.config import (
     ApiSettings,
     PacingSettings,
@@ -113,6 +114,8 @@ async def run_campaign(
 ) -> tuple[Campaign, Summary]:
     """Prepare and execute one run in the current loop, with a session of its own."""
     clock = options.pop("clock", None)
+    if callable(clock):  # a wall-time reading alone (FakeClock): real pacing beside it
+        clock = WallClock(clock)
     extra = {"clock": clock} if clock is not None else {}
     async with aiohttp.ClientSession() as session:
         campaign = await Campaign.prepare(

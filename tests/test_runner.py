@@ -38,6 +38,7 @@ from helpers import (
 )
 
 from campaign_runner.campaign import Campaign, RunOptions
+from campaign_runner.clock import VirtualClock, WallClock
 from campaign_runner.errors import AuthError, JournalError, JournalLockedError
 from campaign_runner.journal import Journal, JournalRecord, load_journal
 from campaign_runner.journal import writer as journal_writer
@@ -376,7 +377,7 @@ async def test_rows_left_pending_by_a_crash_count_against_capacity(
             settings_for(server, [("a", 4)], window=0.4),
             RunOptions(input_path=input_path, results_path=results),
             session,
-            clock=fake_clock,
+            clock=WallClock(fake_clock),
         )
         campaign.close()
     assert campaign.plan.recovered_pending == 1
@@ -777,29 +778,35 @@ async def test_request_stop_finishes_in_flight_requests_and_journals_them(
 
 @pytest.mark.parametrize("waiting_for", ["rate limit back-off", "pacing turn"])
 async def test_a_stop_does_not_wait_for_back_offs_or_pacing(
-    sandbox: SandboxFactory, tmp_path: Path, waiting_for: str
+    sandbox: SandboxFactory, tmp_path: Path, waiting_for: str, virtual_clock: VirtualClock
 ) -> None:
+    # In virtual time: the run waits 30 s (a Retry-After, or a pacing turn) in none.
     faults: tuple[FaultRule, ...] = ()
     if waiting_for == "rate limit back-off":
         faults = (FaultRule("rate_limit", retry_after=30),)
         window, rows = 0.2, 1
     else:
         window, rows = 60.0, 3  # capacity 2: the second invitation is due in 30 s
-    server = await sandbox(senders=roomy("a"), faults=faults)
+    server = await sandbox(senders=roomy("a"), faults=faults, clock=virtual_clock.now)
     input_path = prospects(tmp_path / "p.csv", rows)
     results = tmp_path / "r.csv"
     settings = settings_for(server, [("a", 2)], window=window, max_delay=30)
     async with aiohttp.ClientSession() as session:
         campaign = await Campaign.prepare(
-            settings, RunOptions(input_path=input_path, results_path=results), session
+            settings,
+            RunOptions(input_path=input_path, results_path=results),
+            session,
+            clock=virtual_clock,
         )
         running = asyncio.ensure_future(campaign.execute())
         await until(
             lambda: connect_requests(server) >= 1 and not load_journal(results).latest.empty
         )
-        await asyncio.sleep(0.05)
+        await virtual_clock.sleep(5)  # well into the 30 s wait
+        stopped_at = virtual_clock.monotonic()
         campaign.request_stop()
         summary = await asyncio.wait_for(running, timeout=2)
+        assert virtual_clock.monotonic() - stopped_at < 1  # it did not wait the 30 s out
 
     assert summary.exit_code == 130
     assert connect_requests(server) == 1
@@ -1190,3 +1197,29 @@ async def test_turns_handed_back_are_used_again_in_the_same_run(
     assert server.state.duplicates() == {}
     back_status = "already_connected" if handed_back == "already_connected" else "failed"
     assert summary.this_run[back_status] >= 3
+
+
+# -- virtual time ----------------------------------------------------------------------------
+
+
+async def test_invitations_leave_at_exactly_the_paced_times_in_virtual_time(
+    sandbox: SandboxFactory, tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
+    # A day's window and four invitations: one every six hours, in milliseconds of real time.
+    server = await sandbox(senders=roomy("a"), clock=virtual_clock.now, window_seconds=86_400)
+    input_path = prospects(tmp_path / "p.csv", 6)
+    settings = settings_for(server, [("a", 4)], window=86_400)
+    started = virtual_clock.now()
+    real = time.monotonic()
+    _, summary = await run_campaign(settings, input_path, tmp_path / "r.csv", clock=virtual_clock)
+
+    assert (summary.this_run, summary.remaining, summary.exit_code) == ({"sent": 4}, 2, 3)
+    times = [i.created_at - started for i in server.state.invitations]
+    assert times == pytest.approx([0.0, 21_600.0, 43_200.0, 64_800.0], abs=0.01)
+    assert time.monotonic() - real < 5
+    # A second run the same day keeps the spacing, instead of sending at once.
+    fresh = prospects(tmp_path / "q.csv", 2, start=100)
+    more = settings_for(server, [("a", 8)], window=86_400)
+    await run_campaign(more, fresh, tmp_path / "q.results.csv", clock=virtual_clock)
+    gap = server.state.invitations[4].created_at - server.state.invitations[3].created_at
+    assert gap == pytest.approx(86_400 / 4, abs=0.01)

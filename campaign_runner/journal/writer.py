@@ -30,10 +30,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from campaign_runner.clock import TimeHold, hold_time
 from campaign_runner.csvio import escape_cell
 from campaign_runner.errors import JournalDisplacedError, JournalError, JournalLockedError
 from campaign_runner.journal.format import (
@@ -47,8 +49,13 @@ from campaign_runner.journal.reader import load_with_layout
 from campaign_runner.journal.recovery import Layout, read_layout, records
 from campaign_runner.journal.state import JournalState
 
-# A queued record's bytes, and the future of its awaiting caller (None: not awaited).
-_Queued = tuple[bytes, "asyncio.Future[None] | None"]
+
+@dataclass(frozen=True)
+class _Queued:
+    data: bytes
+    done: asyncio.Future[None] | None  # its awaiting caller's (None: not awaited)
+    # Keeps a virtual-time loop from jumping while the writer thread works on it.
+    hold: TimeHold
 
 
 class Journal:
@@ -243,7 +250,7 @@ class Journal:
                 target=self._writer_main, name=f"journal {self.path.name}", daemon=True
             )
             self._writer.start()
-        self._inbox.put((data, done))
+        self._inbox.put(_Queued(data, done, hold_time(loop)))
 
     def _writer_main(self) -> None:
         # One long-lived thread: it starts the next batch as soon as a sync ends, without
@@ -268,9 +275,9 @@ class Journal:
             if self._check_place():
                 # Awaited records wait to act on their durability: refuse them. Outcomes
                 # (not awaited) and flush markers (no data) still go to the old file.
-                refused = [item for item in batch if item[1] is not None and item[0]]
-                batch = [item for item in batch if item[1] is None or not item[0]]
-            data = b"".join(data for data, _ in batch)
+                refused = [item for item in batch if item.done is not None and item.data]
+                batch = [item for item in batch if item.done is None or not item.data]
+            data = b"".join(item.data for item in batch)
             error: Exception | None = None
             if data:
                 try:
@@ -289,11 +296,14 @@ class Journal:
         self, batch: list[_Queued], error: Exception | None, refused: list[_Queued]
     ) -> None:
         self._unsettled -= len(batch) + len(refused)
-        for _, done in refused:
-            if done is not None and not done.done():
-                done.set_exception(self._displaced_error())
+        for item in (*batch, *refused):
+            item.hold.release()
+        for item in refused:
+            if item.done is not None and not item.done.done():
+                item.done.set_exception(self._displaced_error())
         told = False
-        for _, done in batch:
+        for item in batch:
+            done = item.done
             if done is None or done.done():
                 continue  # not awaited, or a cancelled caller: written all the same
             if error is not None:
@@ -303,7 +313,7 @@ class Journal:
                 done.set_result(None)
         if told:
             self._lost = None  # a caller now knows the journal failed
-        elif error is not None and any(done is None for _, done in batch):
+        elif error is not None and any(item.done is None for item in batch):
             self._lost = self._lost or error
 
     # -- closing

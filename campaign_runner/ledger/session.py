@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from campaign_runner.clock import TimeHold, hold_time
 from campaign_runner.ledger.base import Claim, ClaimRequest, Ledger, SenderLimits, Settle
 
 
@@ -24,6 +25,8 @@ class _Item:
     claim: ClaimRequest | None = None
     settle: Settle | None = None
     done: asyncio.Future[Claim | None] | None = None
+    # Keeps a virtual-time loop from jumping while the thread commits it.
+    hold: TimeHold | None = None
 
 
 class LedgerSession:
@@ -81,6 +84,7 @@ class LedgerSession:
 
     def _put(self, loop: asyncio.AbstractEventLoop, item: _Item) -> None:
         self._loop = loop
+        item.hold = hold_time(loop)
         if self._thread is None:
             self._thread = threading.Thread(target=self._main, name="ledger", daemon=True)
             self._thread.start()
@@ -137,6 +141,8 @@ class LedgerSession:
 
     def _settle(self, batch: list[_Item], results: list[Claim | Exception | None]) -> None:
         for item, result in zip(batch, results, strict=True):
+            if item.hold is not None:
+                item.hold.release()
             if item.done is None or item.done.done():
                 continue
             if isinstance(result, Exception):
