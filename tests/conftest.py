@@ -7,14 +7,20 @@ Use the ``sandbox`` factory in any async test::
         ...  # talk to server.base_url with server.api_key; inspect server.state
 
 Every server the factory started is stopped when the test ends, hanging requests included.
+
+``postgres_server`` is a throwaway PostgreSQL server for the session (see ``pg.py``); where
+none can be started its tests skip, unless CAMPAIGN_RUNNER_REQUIRE_POSTGRES=1 (as in CI)
+makes that a failure.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+import pg
 import pytest
 
 from campaign_runner.sandbox import SandboxConfig, SandboxServer
@@ -60,3 +66,16 @@ async def sandbox() -> AsyncIterator[SandboxFactory]:
     yield start
     for server in reversed(servers):
         await server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[pg.PgServer]:
+    """A PostgreSQL server on 127.0.0.1 for the whole session; ``create_database()`` per test."""
+    reason = pg.unavailable()
+    if reason is not None:
+        if os.environ.get(pg.REQUIRE) == "1":
+            pytest.fail(f"{pg.REQUIRE}=1, but {reason}", pytrace=False)
+        pytest.skip(reason)
+    server, _ = pg.start_server()
+    yield server
+    server.stop()
