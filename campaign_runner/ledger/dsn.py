@@ -6,7 +6,7 @@ the database too, without importing psycopg.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 SCHEMES = ("postgresql://", "postgres://")
 
@@ -16,14 +16,20 @@ def is_postgres_url(database: str) -> bool:
 
 
 def public_url(url: str) -> str:
-    """``url`` without the password of its user part or of a ``password=`` parameter."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
+    """``url`` without the password of its user part or of a ``password=`` parameter; the
+    rest as written, so that people recognise it."""
+    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
+    rest, hash_mark, fragment = rest.partition("#")
+    rest, question, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
     if "@" in netloc:
         user, host = netloc.rsplit("@", 1)
         netloc = f"{user.split(':', 1)[0]}@{host}"
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment))
+    kept = [p for p in query.split("&") if p.split("=", 1)[0] != "password"] if query else []
+    query = "&".join(kept)
+    return (
+        f"{scheme}://{netloc}{slash}{path}{question if query else ''}{query}{hash_mark}{fragment}"
+    )
 
 
 def secrets(url: str) -> list[str]:
