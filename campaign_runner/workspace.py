@@ -19,14 +19,14 @@ import platformdirs
 import pyarrow.compute as pc
 
 from campaign_runner.config import Secret, Settings
-from campaign_runner.errors import LedgerError
 from campaign_runner.journal import JournalState
 from campaign_runner.ledger import ImportLine, Ledger, SQLiteLedger
+from campaign_runner.ledger import open_ledger as open_database
 from campaign_runner.ledger.base import OUTCOMES, PENDING, UNKNOWN
+from campaign_runner.ledger.dsn import is_postgres_url
 from campaign_runner.timestamps import CANONICAL_TS, parse_timestamp
 
 APP_NAME = "campaign-runner"
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def data_dir() -> Path:
@@ -49,9 +49,7 @@ def ledger_location(
         return str(data_dir() / "sandbox.sqlite3")
     if settings.workspace.database:
         database = settings.workspace.database
-        return (
-            database if database.startswith(POSTGRES_SCHEMES) else str(Path(database).expanduser())
-        )
+        return database if is_postgres_url(database) else str(Path(database).expanduser())
     if workspace_id:
         return str(data_dir() / "workspaces" / f"{_safe(workspace_id)}.sqlite3")
     if settings.api.api_key is None:
@@ -60,13 +58,14 @@ def ledger_location(
 
 
 def open_ledger(location: str, *, read_only: bool = False) -> Ledger | None:
-    """The ledger at ``location``; for ``read_only``, None when it does not exist yet."""
-    if location.startswith(POSTGRES_SCHEMES):
-        raise LedgerError("PostgreSQL workspaces are not available in this version yet")
+    """The ledger at ``location``. For ``read_only`` (a dry run's view), an SQLite file is
+    opened without being changed, and None is returned when it does not exist yet."""
+    if is_postgres_url(location):
+        return open_database(location)
     path = Path(location)
-    if read_only and not path.exists():
-        return None
-    return SQLiteLedger(path, read_only=read_only)
+    if read_only:
+        return SQLiteLedger(path, read_only=True) if path.exists() else None
+    return SQLiteLedger(path)
 
 
 def _safe(name: str) -> str:

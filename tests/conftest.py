@@ -16,16 +16,22 @@ sleeps, limiter turns and timeouts then take no real time, and the stand-in star
     async def test_a_day(virtual_clock, sandbox):
         server = await sandbox(clock=virtual_clock.now)
         await virtual_clock.sleep(86_400)  # returns at once; virtual_clock.now() is a day on
+
+``postgres_server`` is a throwaway PostgreSQL server for the session (see ``pg.py``); where
+none can be started its tests skip, unless CAMPAIGN_RUNNER_REQUIRE_POSTGRES=1 (as in CI)
+makes that a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pg
 import pytest
 
 from campaign_runner.clock import VirtualClock, VirtualTimeLoop
@@ -112,3 +118,16 @@ async def sandbox() -> AsyncIterator[SandboxFactory]:
     yield start
     for server in reversed(servers):
         await server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[pg.PgServer]:
+    """A PostgreSQL server on 127.0.0.1 for the whole session; ``create_database()`` per test."""
+    reason = pg.unavailable()
+    if reason is not None:
+        if os.environ.get(pg.REQUIRE) == "1":
+            pytest.fail(f"{pg.REQUIRE}=1, but {reason}", pytrace=False)
+        pytest.skip(reason)
+    server, _ = pg.start_server()
+    yield server
+    server.stop()

@@ -1,4 +1,8 @@
-"""The workspace ledger: claims, capacity and joint pacing, across campaigns and processes."""
+"""The workspace ledger: claims, capacity and joint pacing, across campaigns and processes.
+
+Every test runs against both backends: an SQLite file, and a fresh database on the session's
+throwaway PostgreSQL server (conftest's ``postgres_server``).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from campaign_runner import ledger as workspace
 from campaign_runner.ledger import (
     ClaimRequest,
     ImportLine,
     Ledger,
     SenderLimits,
     Settle,
-    SQLiteLedger,
     Verdict,
 )
 
@@ -32,12 +36,20 @@ def url(n: int) -> str:
 OpenLedger = Callable[[], Ledger]
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty workspace ledger's name: an SQLite path or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "workspace.sqlite3")
+    return str(request.getfixturevalue("postgres_server").create_database())
+
+
 @pytest.fixture
-def open_ledger(tmp_path: Path) -> Iterator[OpenLedger]:
+def open_ledger(database: str) -> Iterator[OpenLedger]:
     opened: list[Ledger] = []
 
     def make() -> Ledger:
-        ledger = SQLiteLedger(tmp_path / "workspace.sqlite3")
+        ledger = workspace.open_ledger(database)
         opened.append(ledger)
         return ledger
 
@@ -190,13 +202,14 @@ def test_import_brings_in_outcomes_once(open_ledger: OpenLedger) -> None:
     assert claim(ledger, b, 2).verdict is Verdict.CLAIMED
 
 
-def test_two_processes_never_claim_one_person_or_overspend_a_sender(tmp_path: Path) -> None:
-    database = tmp_path / "workspace.sqlite3"
+def test_two_processes_never_claim_one_person_or_overspend_a_sender(
+    tmp_path: Path, database: str
+) -> None:
     script = textwrap.dedent(
         f"""
         import pathlib, sys, time
-        from campaign_runner.ledger import ClaimRequest, SenderLimits, SQLiteLedger
-        ledger = SQLiteLedger({str(database)!r})
+        from campaign_runner.ledger import ClaimRequest, SenderLimits, open_ledger
+        ledger = open_ledger(sys.argv[2])
         me = ledger.campaign(sys.argv[1], "/" + sys.argv[1], 0.0).id
         limits = {{"s1": SenderLimits(daily_limit=75, weekly_limit=75, interval_seconds=0.0)}}
         # Start together, so that the claims interleave.
@@ -213,17 +226,43 @@ def test_two_processes_never_claim_one_person_or_overspend_a_sender(tmp_path: Pa
         print(won)
         """
     )
-    SQLiteLedger(database).close()  # the schema exists before both start
+    workspace.open_ledger(database).close()  # the schema exists before both start
     runs = [
-        subprocess.Popen([sys.executable, "-c", script, name], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, name, database], stdout=subprocess.PIPE, text=True
+        )
         for name in ("a", "b")
     ]
     won = [int(p.communicate(timeout=60)[0]) for p in runs]
     assert all(p.returncode == 0 for p in runs)
-    with SQLiteLedger(database) as ledger:
+    with workspace.open_ledger(database) as ledger:
         totals = ledger.totals()
         usage = ledger.usage(86400.0, 1200.0)["s1"]
     assert sum(won) == 75  # the sender's limit, split between the two
     assert totals == {"pending": 75}
     assert usage.day == 75
     assert min(won) > 0  # both took part
+
+
+def test_runners_starting_at_once_on_a_new_ledger_all_open_it(
+    tmp_path: Path, database: str
+) -> None:
+    script = textwrap.dedent(
+        f"""
+        import pathlib, sys, time
+        from campaign_runner.ledger import open_ledger
+        # Start together, so that the schema is created by all of them at once.
+        pathlib.Path({str(tmp_path)!r}, "ready-" + sys.argv[1]).touch()
+        while len(list(pathlib.Path({str(tmp_path)!r}).glob("ready-*"))) < 4:
+            time.sleep(0.001)
+        open_ledger(sys.argv[2]).close()
+        """
+    )
+    runs = [
+        subprocess.Popen([sys.executable, "-c", script, str(n), database], stderr=subprocess.PIPE)
+        for n in range(4)
+    ]
+    errors = [p.communicate(timeout=60)[1] for p in runs]
+    assert [p.returncode for p in runs] == [0, 0, 0, 0], errors
+    with workspace.open_ledger(database) as ledger:
+        assert ledger.campaigns() == []

@@ -2,8 +2,8 @@
 
 Both run the same statements (written with ``?`` placeholders; the PostgreSQL backend
 turns them into ``%s``) inside one transaction per call. A backend supplies the
-connection, the schema's dialect (identity columns) and :meth:`SqlLedger._begin`, which
-must take the workspace's write lock for the transaction, so that every claim sees every
+connection, the schema's dialect (identity columns) and :meth:`SqlLedger._transaction`,
+which must take the workspace's write lock for the transaction, so that every claim sees every
 earlier claim of every process.
 """
 
@@ -57,7 +57,8 @@ def schema(identity: str, real: str) -> list[str]:
             id {identity},
             url TEXT NOT NULL,
             sender_id TEXT NOT NULL,
-            campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+            -- BIGINT, the width of PostgreSQL's identity key (in SQLite both are one type).
+            campaign_id BIGINT NOT NULL REFERENCES campaigns (id),
             row_number INTEGER NOT NULL DEFAULT 0,
             status TEXT NOT NULL,
             request_id TEXT NOT NULL DEFAULT '',
@@ -74,7 +75,7 @@ def schema(identity: str, real: str) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS senders (
             sender_id TEXT PRIMARY KEY,
             next_slot_at {real} NOT NULL,
-            campaign_id INTEGER NOT NULL
+            campaign_id BIGINT NOT NULL
         )""",
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ]
