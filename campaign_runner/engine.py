@@ -39,7 +39,7 @@ from campaign_runner.journal import (
     Journal,
     JournalRecord,
 )
-from campaign_runner.ledger import ClaimRequest, Ledger, Settle, Verdict
+from campaign_runner.ledger import Claim, ClaimRequest, Ledger, Settle, Verdict
 from campaign_runner.ledger.session import LedgerSession
 from campaign_runner.pacing import Backoff, SenderPacer
 from campaign_runner.planning import (
@@ -271,21 +271,18 @@ class Engine:
     def _extra(self, note_delivered: str) -> Mapping[str, str]:
         return {NOTE_DELIVERED: note_delivered, **self._marks}
 
-    async def _send(self, work: WorkItem, pacer: SenderPacer, run: _Run) -> _Outcome:
-        """Claim the person in the workspace, send one row (retrying what may be retried)
-        and record the outcome.
+    async def _send(
+        self, work: WorkItem, pacer: SenderPacer, run: _Run, claim_id: int | None
+    ) -> _Outcome:
+        """Send one claimed row (retrying what may be retried) and record the outcome.
 
-        The claim and the ``pending`` line are durable before the request leaves. The
-        outcome line and the claim's outcome are queued without waiting: if one is lost in
-        a crash, the row reads as ``pending`` and becomes ``unknown``, which is safe.
+        The claim (see :meth:`claim_turn`) and the ``pending`` line are durable before the
+        request leaves. The outcome line and the claim's outcome are queued without
+        waiting: if one is lost in a crash, the row reads as ``pending`` and becomes
+        ``unknown``, which is safe.
         """
         assert self._client is not None and self._journal is not None
         sender_id = pacer.sender_id
-        claim_id = None
-        if self._claims is not None:
-            decided, claim_id = await self._claim(work, pacer, run)
-            if decided is not None:
-                return decided
         note_delivered = self._note_delivered(work.note, sender_id)
         try:
             await self._journal.append_async(
@@ -326,39 +323,70 @@ class Engine:
         self._settle(claim_id, outcome.status, request_id, outcome.error)
         return outcome
 
-    async def _claim(
+    async def claim_turn(
         self, work: WorkItem, pacer: SenderPacer, run: _Run
-    ) -> tuple[_Outcome | None, int | None]:
-        """Claim the person and the sender's slot: ``(None, claim_id)`` when granted, else
-        the row's outcome. A slot another campaign took first is waited for."""
+    ) -> tuple[WorkItem | None, int | None]:
+        """Claim a person and the sender's slot in the workspace for this turn.
+
+        Returns the row to send and its claim, or ``(None, None)`` when the turn ends
+        without one. A person another campaign invited after the plan was made is
+        recorded ``already_invited`` and the turn goes to the next row at once; a slot
+        another campaign took first is waited for, in the sender's loop, so that no turn
+        of this sender slips past it; a sender the workspace has spent stops for the run.
+        """
         assert self._claims is not None
-        request = ClaimRequest(work.url, pacer.sender_id, work.row)
+        waited = False
         while True:
-            claim = await self._claims.claim(request)
+            claim = await self._claim(ClaimRequest(work.url, pacer.sender_id, work.row))
             if claim.verdict is Verdict.CLAIMED:
-                return None, claim.claim_id
+                if waited:
+                    pacer.rest()
+                return work, claim.claim_id
             if claim.verdict is Verdict.TAKEN:
-                pacer.refund()
-                holder = claim.holder
-                assert holder is not None
-                when = format_timestamp(holder.at)[:10]
-                error = f"{holder.status} by campaign {holder.campaign!r} on {when}"
-                work.status = ALREADY_INVITED
-                run.journal_later(
-                    work.record(holder.sender_id, ALREADY_INVITED, extra=self._marks, error=error)
-                )
-                return _Outcome(ALREADY_INVITED, error), None
+                self._record_taken(work, claim, run, pacer.sender_id)
+                following = None if self._stop.is_set() else run.take(pacer.sender_id)
+                if following is None:
+                    pacer.refund()
+                    return None, None
+                work = following
+                continue
             if claim.verdict is Verdict.FULL:
                 pacer.exhaust()
+                run.give_back(work, pacer.sender_id)
                 run.progress.notice(
                     f"sender {pacer.sender_id}: its limit is spent across the workspace"
                 )
-                return _Outcome(DEFERRED, "sender's limit spent", requeue=True), None
+                return None, None
             # WAIT: another campaign took the sender's slot; its pace holds for both.
+            waited = True
             delay = (claim.not_before or 0.0) - self._clock.now()
             if not await _unless_stopped(self._clock.sleep(max(0.0, delay)), self._stop):
                 pacer.refund()
-                return _Outcome(DEFERRED, "stopped before sending", requeue=True), None
+                run.give_back(work, pacer.sender_id)
+                return None, None
+
+    async def _claim(self, request: ClaimRequest) -> Claim:
+        assert self._claims is not None
+        pending = asyncio.ensure_future(self._claims.claim(request))
+        try:
+            return await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            # Stopped while the claim was being committed: if it was granted, let the
+            # person go again, since no request will leave for it.
+            granted = await pending
+            self._settle(granted.claim_id, DEFERRED, "", "stopped before sending")
+            raise
+
+    def _record_taken(self, work: WorkItem, claim: Claim, run: _Run, sender_id: str) -> None:
+        holder = claim.holder
+        assert holder is not None
+        when = format_timestamp(holder.at)[:10]
+        error = f"{holder.status} by campaign {holder.campaign!r} on {when}"
+        work.status = ALREADY_INVITED
+        run.journal_later(
+            work.record(holder.sender_id, ALREADY_INVITED, extra=self._marks, error=error)
+        )
+        run.count(run.progress, ALREADY_INVITED, sender_id)
 
     def _settle(self, claim_id: int | None, status: str, request_id: str, error: str) -> None:
         if claim_id is not None and self._claims is not None:
@@ -463,13 +491,13 @@ class _Run:
     def _has_work(self, sender_id: str) -> bool:
         return bool(self.pinned[sender_id] or self.shared)
 
-    def _take(self, sender_id: str) -> WorkItem | None:
+    def take(self, sender_id: str) -> WorkItem | None:
         own = self.pinned[sender_id]
         if own:
             return own.popleft()
         return self.shared.popleft() if self.shared else None
 
-    def _give_back(self, work: WorkItem, sender_id: str) -> None:
+    def give_back(self, work: WorkItem, sender_id: str) -> None:
         (self.pinned[sender_id] if work.pinned else self.shared).appendleft(work)
 
     def _may_take_turns(self, pacer: SenderPacer) -> bool:
@@ -496,15 +524,30 @@ class _Run:
             except asyncio.CancelledError:
                 pacer.refund()
                 raise
-            work = self._take(pacer.sender_id)
+            work = self.take(pacer.sender_id)
             if work is None or not self._may_take_turns(pacer):
                 self.slots.release()
                 pacer.refund()
                 if work is not None:
-                    self._give_back(work, pacer.sender_id)
+                    self.give_back(work, pacer.sender_id)
                 continue
+            # Counted before the claim is awaited, so that no other sender's loop starts
+            # a row past --limit meanwhile.
             self.started += 1
-            self.track(self._send(work, pacer), self.sends)
+            claim_id = None
+            if self.engine._claims is not None:
+                try:
+                    claimed, claim_id = await self.engine.claim_turn(work, pacer, self)
+                except BaseException:
+                    self.started -= 1
+                    self.slots.release()
+                    raise
+                if claimed is None:
+                    self.started -= 1
+                    self.slots.release()
+                    continue
+                work = claimed
+            self.track(self._send(work, pacer, claim_id), self.sends)
 
     def track(
         self, coro: Coroutine[object, object, None], group: set[asyncio.Task[None]]
@@ -532,17 +575,20 @@ class _Run:
         assert journal is not None
         journal.append_nowait(record)
 
-    async def _send(self, work: WorkItem, pacer: SenderPacer) -> None:
+    async def _send(self, work: WorkItem, pacer: SenderPacer, claim_id: int | None) -> None:
         try:
-            outcome = await self.engine._send(work, pacer, self)
+            outcome = await self.engine._send(work, pacer, self, claim_id)
         finally:
             self.slots.release()
         if outcome.requeue:
-            self._give_back(work, pacer.sender_id)
+            self.give_back(work, pacer.sender_id)
             self.started -= 1
         else:
-            self.summary.this_run[outcome.status] += 1
-            self.progress.advance(pacer.sender_id, outcome.status)
+            self.count(self.progress, outcome.status, pacer.sender_id)
+
+    def count(self, progress: Progress, status: str, sender_id: str) -> None:
+        self.summary.this_run[status] += 1
+        progress.advance(sender_id, status)
 
 
 async def _unless_stopped(

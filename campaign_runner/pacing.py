@@ -85,6 +85,13 @@ class SenderPacer:
         # The API may have said "daily limit" while this turn was waiting.
         return not self.exhausted
 
+    def rest(self) -> None:
+        """Keep the next turn a whole interval away from now: an invitation that had to
+        wait for another campaign's slot must not be followed at once by the next one,
+        which the limiter would allow, since it counts from when the turn was taken."""
+        if math.isfinite(self.interval):
+            self._first_delay = max(self._first_delay, self.interval)
+
     def refund(self) -> None:
         """Give back a reserved slot that created no invitation."""
         self.left = min(self.capacity, self.left + 1)

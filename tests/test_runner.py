@@ -397,9 +397,10 @@ async def test_a_sender_is_paced_evenly_and_never_bursts(
     assert summary.this_run == {"sent": 4}
     times = [i.created_at for i in server.state.invitations]
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    # Turns are exact; a request leaves after its pending line's fsync, whose latency on a
-    # loaded machine can shift one departure by tens of milliseconds, never by 0.1 s.
-    assert min(gaps) >= 0.1, gaps
+    # Turns are exact; a request leaves after its claim's and its pending line's fsyncs,
+    # whose latency on a loaded machine can shift one departure by a tenth of a second.
+    # A burst would leave gaps near zero.
+    assert min(gaps) >= 0.05, gaps
     assert times[-1] - times[0] >= 0.55
 
 
