@@ -123,9 +123,9 @@ def test_run_without_a_terminal_or_yes_refuses(serve: Serve, tmp_path: Path) -> 
 def test_on_a_terminal_run_asks_before_sending(
     serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: str, sent: int
 ) -> None:
-    import campaign_runner.cli as cli_module
+    from campaign_runner.cli import run as run_command
 
-    monkeypatch.setattr(cli_module, "_is_tty", lambda stdin=False: True)
+    monkeypatch.setattr(run_command, "is_tty", lambda stdin=False: True)
     server = serve()
     input_path = prospects(tmp_path / "p.csv", 3)
     config = config_for(tmp_path, server)

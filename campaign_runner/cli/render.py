@@ -1,0 +1,148 @@
+"""The plan and the summary of a run, as text and as JSON."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    # The sending stack (aiohttp, the runner, the sandbox) is imported by the commands
+    # that use it, so that `validate` on a large file starts fast.
+    from campaign_runner.campaign import Plan, Summary
+
+
+class Output:
+    """Human text to stdout, or (with --json) human text to stderr and JSON to stdout."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def info(self, message: str) -> None:
+        click.echo(message, err=self.as_json)
+
+    def warn(self, message: str) -> None:
+        click.echo(f"warning: {message}", err=True)
+
+    def plan(self, plan: Plan) -> None:
+        for warning in plan.warnings:
+            self.warn(warning)
+        if plan.rehearsal:
+            self.info(
+                "rehearsal: invitations go to the stand-in server, not to LinkedIn; "
+                f"results in {plan.results_path}"
+            )
+        if plan.repaired:
+            self.warn(plan.repaired)
+        if plan.recovered_pending:
+            self.warn(
+                f"{plan.recovered_pending} rows were being sent when the last run stopped; "
+                "recorded as unknown (the invitation may exist). Re-send them on purpose "
+                "with --retry-unknown"
+            )
+        counts = plan.counts
+        excluded = counts.get("excluded", 0)
+        excluded_text = f", {excluded} excluded (do-not-contact)" if excluded else ""
+        self.info(
+            f"{plan.input_path}: {counts.get('valid', 0)} valid, {counts.get('invalid', 0)} "
+            f"invalid, {counts.get('duplicate', 0)} duplicate rows{excluded_text}; "
+            f"{plan.already_done} already done (results: {plan.results_path})"
+        )
+        for row, reason in plan.problems:
+            self.info(f"{plan.input_path}:{row}: {reason}")
+        hidden = counts.get("invalid", 0) + counts.get("duplicate", 0) - len(plan.problems)
+        if hidden > 0:
+            self.info(f"... and {hidden} more: campaign-runner validate {plan.input_path}")
+        if plan.already_invited:
+            self.info(
+                f"{plan.already_invited} already invited by another campaign of the workspace: "
+                "not invited again (see their lines in the results)"
+            )
+        if plan.workspace:
+            self.info(f"workspace ledger: {plan.workspace}")
+        self.info(f"plan: {plan.to_send} to send, {plan.now} now, {plan.later} later")
+        for s in plan.senders:
+            if s.skipped:
+                self.info(f"  {s.sender_id}: skipped ({s.skipped})")
+                continue
+            api = "" if s.api_remaining is None else f", API reports {s.api_remaining} left"
+            pace = f"one every {duration(s.interval_seconds)}" if s.capacity else "no capacity left"
+            kind = {True: ", Premium", False: ", free: notes are dropped", None: ""}[s.premium]
+            week = f", {s.used_in_week} of {s.weekly_limit} this week" if s.weekly_limit else ""
+            others = (
+                f", other campaigns used {s.others_day} today and {s.others_week} this week"
+                if s.others_day or s.others_week
+                else ""
+            )
+            self.info(
+                f"  {s.sender_id}: {s.capacity} now (limit {s.daily_limit}, "
+                f"{s.used_in_window} used in the window{week}{others}{api}{kind}); {pace}"
+            )
+        if plan.now and plan.estimated_seconds is not None:
+            took = duration(plan.estimated_seconds)
+            self.info(f"the {plan.now} invitations of this run take about {took}")
+        if plan.later:
+            if plan.windows_needed:
+                self.info(
+                    f"at current limits, the whole campaign needs about {plan.windows_needed} "
+                    f"capacity windows of {duration(plan.window_seconds)}"
+                )
+            else:
+                self.info("no usable sender: nothing can be sent with the current senders")
+
+    def summary(self, summary: Summary, resume: list[str]) -> None:
+        command = shlex.join(resume)
+        renews = (
+            datetime.fromtimestamp(summary.renews_at, tz=UTC).isoformat(timespec="seconds")
+            if summary.renews_at
+            else None
+        )
+        if self.as_json:
+            payload = {
+                "input": str(summary.plan.input_path),
+                "results": str(summary.plan.results_path),
+                "validation": summary.plan.counts,
+                "this_run": dict(summary.this_run),
+                "totals": dict(summary.final),
+                "remaining": summary.remaining,
+                "interrupted": summary.interrupted,
+                "stopped_reason": summary.stopped_reason or None,
+                "exit_code": summary.exit_code,
+                "capacity_renews_at": renews,
+                "resume_command": command,
+            }
+            click.echo(json.dumps(payload, indent=2, sort_keys=True))
+            return
+        this_run = ", ".join(f"{v} {k}" for k, v in sorted(summary.this_run.items())) or "nothing"
+        totals = ", ".join(f"{v} {k}" for k, v in sorted(summary.final.items())) or "nothing yet"
+        if summary.stopped_reason:
+            self.info(f"stopped early: {summary.stopped_reason}")
+        self.info(f"this run: {this_run}")
+        self.info(f"campaign so far: {totals}; {summary.remaining} still to send")
+        self.info(f"results: {summary.plan.results_path}")
+        if summary.final.get("unknown"):
+            self.info(
+                f"{summary.final['unknown']} rows are unknown (the invitation may exist): check "
+                f"them in SendPilot, then to send them again: {command} --retry-unknown"
+            )
+        if summary.final.get("failed"):
+            self.info(f"to try failed rows again: {command} --retry-failed")
+        if renews and (summary.remaining or summary.interrupted):
+            self.info(f"capacity renews from {renews}")
+        # Always the last line, so that scripts and people find it in the same place.
+        self.info(f"to continue: {command}")
+
+
+def duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "never"
+    if seconds < 90:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f} days"

@@ -1,0 +1,218 @@
+"""The `run` command: plan, confirm, send, record; the embedded stand-in for --sandbox."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from campaign_runner.cli.app import (
+    EXIT_INTERRUPTED,
+    UserError,
+    cli,
+    user_errors,
+)
+from campaign_runner.cli.options import resume_command
+from campaign_runner.cli.render import Output
+from campaign_runner.cli.terminal import (
+    confirm,
+    install_signal_handlers,
+    interrupt,
+    is_tty,
+    make_progress,
+)
+from campaign_runner.config import Secret, SenderSettings, Settings, find_config, load_settings
+
+if TYPE_CHECKING:
+    # The sending stack (aiohttp, the runner, the sandbox) is imported by the commands
+    # that use it, so that `validate` on a large file starts fast.
+    from campaign_runner.campaign import RunOptions, Summary
+    from campaign_runner.sandbox import SandboxConfig, SandboxServer
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config file.")
+@click.option(
+    "--results",
+    "results_path",
+    type=click.Path(path_type=Path),
+    help="Results CSV (default: <input stem>.results.csv beside the input; "
+    "<input stem>.sandbox.results.csv with --sandbox).",
+)
+@click.option("--sandbox", is_flag=True, help="Run against an embedded stand-in SendPilot server.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; send nothing, write nothing.")
+@click.option("--limit", type=click.IntRange(min=0), help="Send at most N invitations this run.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
+@click.option("--retry-failed", is_flag=True, help="Send rows recorded as failed again.")
+@click.option(
+    "--retry-unknown",
+    is_flag=True,
+    help="Send rows recorded as unknown again (the invitation may already exist).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option("--url-column", help="Column holding the LinkedIn profile URL.")
+@click.option("--note-column", help="Column holding the connection note.")
+@click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A do-not-contact list (CSV/XLSX of profile URLs and/or a company column); "
+    "repeatable, added to campaign.exclude of the config.",
+)
+def run(
+    input_path: Path,
+    config_path: Path | None,
+    results_path: Path | None,
+    sandbox: bool,
+    dry_run: bool,
+    limit: int | None,
+    yes: bool,
+    no_progress: bool,
+    retry_failed: bool,
+    retry_unknown: bool,
+    as_json: bool,
+    url_column: str | None,
+    note_column: str | None,
+    exclude: tuple[Path, ...],
+) -> None:
+    """Send a campaign: one connection request per valid row, paced per sender.
+
+    Validates INPUT, reads senders and their capacity from the API, prints the plan and
+    asks for confirmation, then sends, recording every outcome in the results CSV as it
+    goes. Run the same command again to continue where it stopped.
+
+    \b
+    Rehearse offline against the embedded stand-in server:
+        campaign-runner run sample_data/prospects.csv --sandbox
+    For real (key from the environment, senders from the config):
+        export SENDPILOT_API_KEY=...
+        campaign-runner run prospects.csv --config campaign-runner.yaml
+    """
+    # asyncio is imported by the commands that use it: `validate` starts faster without.
+    import asyncio
+
+    from campaign_runner.arrowkit import return_freed_memory
+    from campaign_runner.campaign import RunOptions
+
+    return_freed_memory()  # before the big files are read: see its docstring
+
+    out = Output(as_json)
+    with user_errors():
+        settings = load_settings(find_config(config_path))
+    for warning in settings.warnings:
+        out.warn(warning)
+    options = RunOptions(
+        input_path=input_path,
+        results_path=results_path,
+        url_column=url_column,
+        note_column=note_column,
+        limit=limit,
+        retry_failed=retry_failed,
+        retry_unknown=retry_unknown,
+        dry_run=dry_run,
+        sandbox=sandbox,
+        exclude=exclude,
+    )
+    resume = resume_command(
+        input_path, config_path, results_path, sandbox, url_column, note_column, exclude
+    )
+    must_confirm = not (yes or sandbox or dry_run)
+    progress_kind = "none" if (no_progress or as_json) else ("bar" if is_tty() else "log")
+    # Until sending starts (and its own handlers take over), SIGTERM is a Ctrl-C: exit 130.
+    previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with user_errors():
+            summary = asyncio.run(
+                _run_campaign(settings, options, sandbox, must_confirm, progress_kind, out)
+            )
+    except (KeyboardInterrupt, NotConfirmed):
+        out.info("stopped before sending started: nothing was sent")
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+    out.summary(summary, resume)
+    sys.exit(summary.exit_code)
+
+
+class NotConfirmed(Exception):
+    """The user declined the plan: like an interruption before anything was sent."""
+
+
+async def _run_campaign(
+    settings: Settings,
+    options: RunOptions,
+    sandbox: bool,
+    must_confirm: bool,
+    progress_kind: str,
+    out: Output,
+) -> Summary:
+    import aiohttp
+
+    from campaign_runner.campaign import Campaign
+
+    async with contextlib.AsyncExitStack() as stack:
+        if sandbox:
+            from campaign_runner.sandbox import SandboxServer
+
+            server = await stack.enter_async_context(SandboxServer(_sandbox_config(settings)))
+            settings = _settings_for_sandbox(settings, server)
+            out.info(f"sandbox: stand-in SendPilot server at {server.base_url} (loopback only)")
+        session = None
+        if settings.api.api_key is not None:
+            connector = aiohttp.TCPConnector(limit=settings.pacing.concurrency)
+            session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+        campaign = await Campaign.prepare(settings, options, session)
+        stack.callback(campaign.close)
+        out.plan(campaign.plan)
+        if options.dry_run or campaign.plan.now == 0:
+            return await campaign.execute()
+        if must_confirm:
+            if not is_tty(stdin=True):
+                raise UserError("no terminal to confirm on: add --yes to send without confirmation")
+            if not confirm(f"Send {campaign.plan.now} invitations now?"):
+                raise NotConfirmed
+        progress = make_progress(progress_kind)
+        install_signal_handlers(campaign, out)
+        return await campaign.execute(progress)
+
+
+# The sandbox compresses a day into this many seconds, so that a newcomer sees pacing
+# and a finished campaign in well under a minute.
+SANDBOX_WINDOW_SECONDS = 20.0
+
+
+def _sandbox_config(settings: Settings) -> SandboxConfig:
+    from campaign_runner.sandbox import SandboxConfig, SandboxSender
+
+    if not settings.senders:
+        return SandboxConfig(window_seconds=SANDBOX_WINDOW_SECONDS)
+    senders = tuple(
+        SandboxSender(id=s.id, name=s.id, capacity=s.daily_limit, premium=s.premium is not False)
+        for s in settings.senders
+    )
+    return SandboxConfig(senders=senders, window_seconds=SANDBOX_WINDOW_SECONDS)
+
+
+def _settings_for_sandbox(settings: Settings, server: SandboxServer) -> Settings:
+    """The settings of a run against ``server``: its URL and key, its senders (so that
+    notes are known to reach Premium senders only), and the compressed window."""
+    senders = tuple(
+        SenderSettings(id=s.id, daily_limit=s.capacity, premium=s.premium)
+        for s in server.sandbox.config.senders
+    )
+    return dataclasses.replace(
+        settings,
+        api=dataclasses.replace(
+            settings.api, base_url=server.base_url, api_key=Secret(server.api_key)
+        ),
+        senders=senders,
+        pacing=dataclasses.replace(settings.pacing, window_seconds=SANDBOX_WINDOW_SECONDS),
+    )

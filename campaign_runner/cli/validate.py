@@ -1,0 +1,159 @@
+"""The `validate` command: check a spreadsheet, send nothing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from campaign_runner.cli.app import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    UserError,
+    cli,
+    user_errors,
+)
+from campaign_runner.config import find_config, load_settings
+
+if TYPE_CHECKING:
+    # The sending stack (aiohttp, the runner, the sandbox) is imported by the commands
+    # that use it, so that `validate` on a large file starts fast.
+    from campaign_runner.validation import Verdicts
+
+
+# Problems listed in the text summary; --report and --json carry all of them.
+SHOWN_PROBLEMS = 20
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write a CSV with one line per row: row, linkedin_url, status, reason, warning.",
+)
+@click.option("--url-column", help="Column holding the LinkedIn profile URL.")
+@click.option("--note-column", help="Column holding the connection note.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config file.")
+@click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A do-not-contact list (CSV/XLSX of profile URLs and/or a company column); "
+    "repeatable, added to campaign.exclude of the config.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def validate(
+    input_path: Path,
+    report_path: Path | None,
+    url_column: str | None,
+    note_column: str | None,
+    config_path: Path | None,
+    exclude: tuple[Path, ...],
+    as_json: bool,
+) -> None:
+    """Check a prospect spreadsheet (CSV or XLSX) without sending anything.
+
+    Normalises every LinkedIn profile URL, checks notes against the 300-character limit and
+    finds people listed twice. Rows on a do-not-contact list (--exclude, campaign.exclude)
+    are `excluded`: intended, not problems. Prints the counts and the first problems as
+    FILE:ROW: REASON lines (rows numbered as a spreadsheet shows them, header = 1). Exit
+    code 0: every row is valid or excluded; 1: some rows are invalid or duplicate; 2: the
+    file (or the config, or a list) cannot be used at all.
+
+    \b
+    Example:
+        campaign-runner validate prospects.csv --report prospects.report.csv
+        campaign-runner validate prospects.csv --exclude do-not-contact.csv
+    """
+    # Imported here so that other commands do not pay for Arrow at startup.
+    from campaign_runner.exclusions import load_exclusions
+    from campaign_runner.validation import check_file, write_report
+
+    with user_errors():
+        settings = load_settings(find_config(config_path))
+        exclusions = load_exclusions([*settings.campaign.exclude, *exclude])
+        verdicts = check_file(
+            input_path, url_column=url_column, note_column=note_column, exclusions=exclusions
+        )
+    if report_path is not None:
+        try:
+            write_report(verdicts, report_path)
+        except OSError as exc:
+            raise UserError(f"{report_path}: cannot write the report ({exc.strerror})") from None
+    for warning in _validate_warnings(verdicts):
+        click.echo(f"warning: {warning}", err=True)
+    counts = verdicts.counts
+    if as_json:
+        click.echo(json.dumps(_validate_payload(input_path, verdicts, report_path), indent=2))
+    else:
+        _print_validate_summary(input_path, verdicts, counts, report_path)
+    sys.exit(EXIT_OK if counts["invalid"] + counts["duplicate"] == 0 else EXIT_PROBLEMS)
+
+
+def _validate_warnings(verdicts: Verdicts) -> list[str]:
+    from campaign_runner.validation import FREE_NOTE_LIMIT
+
+    warnings = list(verdicts.notices)
+    long_notes = verdicts.count_warnings()
+    if long_notes:
+        rows = ", ".join(str(w["row"]) for w in verdicts.warnings(limit=5))
+        more = ", ..." if long_notes > 5 else ""
+        notes = "1 note is" if long_notes == 1 else f"{long_notes} notes are"
+        where = "row" if long_notes == 1 else "rows"
+        warnings.append(
+            f"{notes} over {FREE_NOTE_LIMIT} characters ({where} {rows}{more}): "
+            f"LinkedIn free accounts cap notes at {FREE_NOTE_LIMIT}"
+        )
+    if verdicts.has_notes():
+        warnings.append(
+            "notes are sent only from LinkedIn Premium accounts: "
+            "free accounts send the invitation without the note"
+        )
+    return warnings
+
+
+def _print_validate_summary(
+    input_path: Path, verdicts: Verdicts, counts: dict[str, int], report_path: Path | None
+) -> None:
+    total = sum(counts.values())
+    problems = counts["invalid"] + counts["duplicate"]
+    excluded = f", {counts['excluded']} excluded" if counts["excluded"] else ""
+    click.echo(
+        f"{input_path}: {total} {'row' if total == 1 else 'rows'}: {counts['valid']} valid, "
+        f"{counts['invalid']} invalid, {counts['duplicate']} duplicate{excluded}"
+    )
+    for problem in verdicts.problems(limit=SHOWN_PROBLEMS):
+        click.echo(f"{input_path}:{problem['row']}: {problem['reason']}")
+    hidden = problems - SHOWN_PROBLEMS
+    if hidden > 0:
+        where = f"see {report_path}" if report_path else "list them all with --report FILE"
+        click.echo(f"... and {hidden} more problems ({where})")
+    if report_path is not None:
+        click.echo(f"report: {report_path}")
+
+
+def _validate_payload(
+    input_path: Path, verdicts: Verdicts, report_path: Path | None
+) -> dict[str, Any]:
+    return {
+        "input": str(input_path),
+        "rows": int(verdicts.table.num_rows),
+        "counts": verdicts.counts,
+        "url_column": verdicts.url_column,
+        "note_column": verdicts.note_column,
+        "sender_column": verdicts.sender_column,
+        "problems": [
+            {"row": p["row"], "status": p["status"], "reason": p["reason"]}
+            for p in verdicts.problems()
+        ],
+        "excluded": [{"row": p["row"], "reason": p["reason"]} for p in verdicts.excluded()],
+        "warnings": [{"row": w["row"], "warning": w["warning"]} for w in verdicts.warnings()],
+        "notices": list(verdicts.notices),
+        "report": str(report_path) if report_path is not None else None,
+    }
