@@ -300,10 +300,13 @@ async def test_daily_limit_answer_stops_that_sender_and_defers_its_row(
         settings_for(server, [("a", 10), ("b", 20)], window=0.5), input_path, results
     )
 
-    assert server.state.counters[("connect", "daily_limit")] == 1  # a stopped at once
+    # a stopped at once: no turn after the 429 (a request already on its way when the
+    # answer came, on a slow machine, meets the limit too, and is deferred as well).
+    limited = server.state.counters[("connect", "daily_limit")]
+    assert 1 <= limited <= 2
     assert sum(i.sender_id == "a" for i in server.state.invitations) == 2
     statuses = [line["status"] for line in read_results(results)[1]]
-    assert statuses.count("deferred") == 1
+    assert statuses.count("deferred") == limited
     assert "failed" not in statuses
     # b carried on and sent everything else, the deferred row included.
     assert summary.final == {"sent": 14}
