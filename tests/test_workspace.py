@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import FakeClock, SandboxFactory
 from helpers import (
+    ThreadedSandbox,
     final_counts,
     invited,
     latest,
@@ -27,7 +28,7 @@ from helpers import (
 )
 
 from campaign_runner.cli import cli
-from campaign_runner.sandbox import SandboxSender, SandboxServer
+from campaign_runner.sandbox import SandboxConfig, SandboxSender, SandboxServer
 
 KEY = "sk_live_WORKSPACE_2b91"
 pytestmark = [pytest.mark.slow]
@@ -249,3 +250,25 @@ def test_release_lets_a_person_be_invited_again(tmp_path: Path) -> None:
     assert "released 1 of 1" in released.output
     payload = json.loads(runner.invoke(cli, ["workspace", "--json"], env=env).stdout)
     assert payload["totals"] == {}
+
+
+def test_a_dry_run_shows_who_another_campaign_invited(tmp_path: Path) -> None:
+    old = tmp_path / "old.results.csv"
+    old.write_text(
+        "linkedin_url,status\n" + "".join(f"{url(n)},sent\n" for n in range(2)), encoding="utf-8"
+    )
+    runner = CliRunner()
+    env = {"SENDPILOT_API_KEY": KEY}
+    assert runner.invoke(cli, ["workspace", "import", str(old)], env=env).exit_code == 0
+    input_path = prospects(tmp_path / "p.csv", 4)
+    with ThreadedSandbox(SandboxConfig(api_key=KEY, senders=roomy("a"))) as server:
+        config = write_config(tmp_path / "c.yaml", server.base_url, [("a", 10)])
+        result = runner.invoke(
+            cli, ["run", str(input_path), "--config", str(config), "--dry-run", "--json"], env=env
+        )
+        assert server.state.requests["connect"] == 0
+    assert "2 already invited by another campaign of the workspace" in result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["totals"] == {"already_invited": 2}
+    assert payload["remaining"] == 2
+    assert not (tmp_path / "p.results.csv").exists()
