@@ -257,10 +257,9 @@ def plan_run(
     todo = selection.todo
     held: list[JournalRecord] = []
     if workspace is not None and workspace.holders:
-        todo, held = _held_elsewhere(todo, workspace, marks, state)
-        for record in held:
-            counts[_initial_status(selection, record.linkedin_url)] -= 1
-            counts[ALREADY_INVITED] += 1
+        todo, held, was = _held_elsewhere(todo, workspace, marks)
+        counts.subtract(was)
+        counts[ALREADY_INVITED] += len(held)
         records += _unrecorded(held, state)
     work, strays = _work_items(todo, {s.sender_id for s in senders})
     for stray in strays:
@@ -352,19 +351,23 @@ class _Spent:
 
 
 def _held_elsewhere(
-    todo: pa.Table, workspace: WorkspaceView, marks: Mapping[str, str], state: JournalState
-) -> tuple[pa.Table, list[JournalRecord]]:
+    todo: pa.Table, workspace: WorkspaceView, marks: Mapping[str, str]
+) -> tuple[pa.Table, list[JournalRecord], Counter[str]]:
     """Rows whose person another live attempt holds: another campaign's, or this one's
-    own ``sent``/``already_connected`` that the results file does not show."""
+    own ``sent``/``already_connected`` that the results file does not show. Returns the
+    rows left to send, the lines that say so, and the held rows' recorded statuses."""
     keep: list[bool] = []
     held: list[JournalRecord] = []
-    for row, url in zip(todo["row"].to_pylist(), todo["linkedin_url"].to_pylist(), strict=True):
+    was: Counter[str] = Counter()
+    rows, urls = todo["row"].to_pylist(), todo["linkedin_url"].to_pylist()
+    for row, url, status in zip(rows, urls, todo["status"].to_pylist(), strict=True):
         holder = workspace.holders.get(url)
         mine = holder is not None and holder.campaign_id == workspace.campaign_id
         if holder is None or (mine and holder.status not in (SENT, ALREADY_CONNECTED)):
             keep.append(True)
             continue
         keep.append(False)
+        was[status] += 1
         when = format_timestamp(holder.at)[:10]
         who = "this campaign" if mine else f"campaign {holder.campaign!r}"
         note = ", though this results file does not show it" if mine else ""
@@ -378,12 +381,7 @@ def _held_elsewhere(
                 extra=marks,
             )
         )
-    return todo.filter(pa.array(keep, pa.bool_())), held
-
-
-def _initial_status(selection: Selection, url: str) -> str:
-    statuses = selection.todo.filter(pc.equal(selection.todo["linkedin_url"], url))["status"]
-    return str(statuses[0].as_py()) if len(statuses) else ""
+    return todo.filter(pa.array(keep, pa.bool_())), held, was
 
 
 def _unrecorded(records: list[JournalRecord], state: JournalState) -> list[JournalRecord]:
