@@ -27,7 +27,10 @@ from helpers import (
 )
 
 from campaign_runner.cli import cli
+from campaign_runner.journal import load_journal
+from campaign_runner.ledger import ImportLine
 from campaign_runner.sandbox import SandboxSender, SandboxServer
+from campaign_runner.workspace import import_lines
 
 KEY = "sk_live_WORKSPACE_2b91"
 pytestmark = [pytest.mark.slow]
@@ -196,6 +199,27 @@ def test_a_results_file_from_before_the_ledger_is_brought_in(tmp_path: Path) -> 
     payload = json.loads(shown.stdout)
     assert [c["name"] for c in payload["campaigns"]] == ["q3"]
     assert payload["totals"] == {"sent": 1, "unknown": 1, "failed": 1}
+
+
+def test_import_lines_reads_each_latest_outcome_as_the_ledger_takes_it(tmp_path: Path) -> None:
+    old = tmp_path / "old.results.csv"
+    old.write_text(
+        "row,linkedin_url,sender_id,status,request_id,error,attempts,timestamp\n"
+        f"2,{url(1)},a,failed,,500,1,2026-11-01T10:00:00.000Z\n"
+        f"2,{url(1)},b,sent,conn_1,,1,2026-11-01T10:00:01.250Z\n"
+        f"3,{url(2)},a,pending,,,1,2026-11-01T10:01:00.000Z\n"
+        f"4,{url(3)},a,failed,,400,1,yesterday\n"
+        f"5,{url(4)},,invalid,,not a profile URL,0,2026-11-01T10:03:00.000Z\n",
+        encoding="utf-8",
+    )
+    lines = import_lines(load_journal(old), now=1_800_000_000.5)
+    expected = [
+        ImportLine(url(1), "b", "sent", 1_793_527_201.25, request_id="conn_1", row=2),
+        ImportLine(url(2), "a", "unknown", 1_793_527_260.0, row=3),  # it may exist
+        ImportLine(url(3), "a", "failed", 1_800_000_000.5, error="400", row=4),  # dated now
+    ]
+    assert list(lines) == expected
+    assert (len(lines), lines[-1], lines[1:]) == (3, expected[-1], expected[1:])
 
 
 async def test_imported_people_are_not_invited_by_a_new_campaign(
