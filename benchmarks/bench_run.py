@@ -13,7 +13,10 @@ A. Throughput. ``--rows`` (10,000) valid prospects are sent to the stand-in serv
      timeouts as ``client.py``, and reading and parsing every answer;
    * ``campaign-runner run FILE --results RES --yes --no-progress --config CFG``, with
      durability on (every journal write is fdatasync'ed) and ``pacing.window_seconds: 1``,
-     so each sender's pacing interval is about 10 microseconds.
+     so each sender's pacing interval is about 10 microseconds. Against the stand-in a run
+     is a rehearsal, and claims every invitation in the rehearsals' workspace ledger
+     (SQLite, ``synchronous=FULL``) before it leaves: each run gets a fresh
+     ``XDG_DATA_HOME``, so that its ledger, like its sandbox, has never seen anybody.
 
    Throughput is measured over the sending phase: for the run, from the first ``pending``
    line to the last outcome line of its results journal (imports, validation and the
@@ -25,12 +28,16 @@ A. Throughput. ``--rows`` (10,000) valid prospects are sent to the stand-in serv
    after every run.
 
 B. Resume. ``--resume-rows`` (1,000,000) valid rows with normalised URLs, and a results
-   file with a ``sent`` line for every one. Each in a fresh process, alternating:
-   ``pandas.read_csv(FILE, dtype=str, keep_default_na=False)``; ``campaign-runner run FILE
-   --results RES --yes --no-progress --config CFG`` against a sandbox; and the same with
-   ``--dry-run`` and no API key (offline, senders from the config). Both runs must plan
-   0 to send, exit 0 and leave the results file as it was. Goals: wall time <= 3x the
-   baseline's, peak RSS <= 1 GiB.
+   file with a ``sent`` line for every one. Each in a fresh process, in this order, every
+   repeat with a fresh ledger: ``pandas.read_csv(FILE, dtype=str, keep_default_na=False)``;
+   ``campaign-runner run FILE --results RES --yes --no-progress --config CFG`` against a
+   sandbox, twice: the first run meets a results file its ledger has never seen and
+   imports its outcomes (a one-time cost), the second is the steady state; a ``--dry-run
+   --sandbox`` that reads that ledger; and a ``--dry-run`` with no API key (offline,
+   senders from the config, no ledger). The runs against the stand-in resume a file
+   marked ``api=sandbox`` (a rehearsal accepts no other), the offline one an unmarked
+   copy. Every run must plan 0 to send, exit 0 and leave its results file as it was.
+   Goals: wall time <= 3x the baseline's, peak RSS <= 1 GiB.
 
 ``--quick`` shrinks the sizes (1,000 and 50,000 rows) for a smoke test (about 25 s).
 ``--profile`` also runs each kind of ``run`` once under cProfile and prints its top
