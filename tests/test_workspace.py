@@ -28,7 +28,10 @@ from helpers import (
 )
 
 from campaign_runner.cli import cli
+from campaign_runner.journal import load_journal
+from campaign_runner.ledger import ImportLine
 from campaign_runner.sandbox import SandboxConfig, SandboxSender, SandboxServer
+from campaign_runner.workspace import import_lines
 
 KEY = "sk_live_WORKSPACE_2b91"
 pytestmark = [pytest.mark.slow]
@@ -139,8 +142,11 @@ async def test_two_campaigns_at_once_invite_nobody_twice_and_pace_a_sender_joint
     assert server.state.duplicates() == {}
     invitations = sorted(server.state.invitations, key=lambda i: i.created_at)
     times = [i.created_at for i in invitations]
-    # Never more than the limit in any rolling window, across both campaigns together...
-    assert max(sum(t <= u < t + window for u in times) for t in times) <= limit
+    # Never more than the limit in any rolling window, across both campaigns together
+    # (the ledger counts claims; a request reaches the stand-in a pending line's fsync
+    # later, which varies, so the window seen here is narrowed by that much)...
+    seen = window - 0.25
+    assert max(sum(t <= u < t + seen for u in times) for t in times) <= limit
     # ...and paced jointly: one every window/limit, not twice as fast because two send.
     # (Claims are spaced exactly; a request reaches the stand-in after its pending line's
     # fsync, whose time varies, so a gap seen there may be a little shorter.)
@@ -197,6 +203,27 @@ def test_a_results_file_from_before_the_ledger_is_brought_in(tmp_path: Path) -> 
     payload = json.loads(shown.stdout)
     assert [c["name"] for c in payload["campaigns"]] == ["q3"]
     assert payload["totals"] == {"sent": 1, "unknown": 1, "failed": 1}
+
+
+def test_import_lines_reads_each_latest_outcome_as_the_ledger_takes_it(tmp_path: Path) -> None:
+    old = tmp_path / "old.results.csv"
+    old.write_text(
+        "row,linkedin_url,sender_id,status,request_id,error,attempts,timestamp\n"
+        f"2,{url(1)},a,failed,,500,1,2026-11-01T10:00:00.000Z\n"
+        f"2,{url(1)},b,sent,conn_1,,1,2026-11-01T10:00:01.250Z\n"
+        f"3,{url(2)},a,pending,,,1,2026-11-01T10:01:00.000Z\n"
+        f"4,{url(3)},a,failed,,400,1,yesterday\n"
+        f"5,{url(4)},,invalid,,not a profile URL,0,2026-11-01T10:03:00.000Z\n",
+        encoding="utf-8",
+    )
+    lines = import_lines(load_journal(old), now=1_800_000_000.5)
+    expected = [
+        ImportLine(url(1), "b", "sent", 1_793_527_201.25, request_id="conn_1", row=2),
+        ImportLine(url(2), "a", "unknown", 1_793_527_260.0, row=3),  # it may exist
+        ImportLine(url(3), "a", "failed", 1_800_000_000.5, error="400", row=4),  # dated now
+    ]
+    assert list(lines) == expected
+    assert (len(lines), lines[-1], lines[1:]) == (3, expected[-1], expected[1:])
 
 
 async def test_imported_people_are_not_invited_by_a_new_campaign(
