@@ -113,15 +113,21 @@ class LedgerSession:
                 return  # the loop is gone: nobody is left to tell
 
     def _commit(self, batch: list[_Item]) -> list[Claim | Exception | None]:
-        """One transaction for the claims, one for the outcomes, in queue order per kind.
+        """One transaction for the outcomes, then one for the claims.
 
-        Outcomes never decide a claim of the same batch (an outcome frees nothing a claim
-        could take: a person is held until released), so committing them apart is safe.
+        Outcomes first: a failed, deferred or already-connected attempt frees its sender's
+        slot, which a claim of the same batch may then use. (Claims first would be safe
+        too, only stricter.)
         """
         results: list[Claim | Exception | None] = [None] * len(batch)
         claims = [(i, it.claim) for i, it in enumerate(batch) if it.claim is not None]
         settles = [it.settle for it in batch if it.settle is not None]
         now = self._clock()
+        if settles:
+            try:
+                self.ledger.settle(settles, now)
+            except Exception as exc:
+                self._lost = self._lost or exc
         if claims:
             try:
                 granted = self.ledger.claim(
@@ -132,11 +138,6 @@ class LedgerSession:
             except Exception as exc:  # handed to each waiting claimant
                 for i, _ in claims:
                     results[i] = exc
-        if settles:
-            try:
-                self.ledger.settle(settles, now)
-            except Exception as exc:
-                self._lost = self._lost or exc
         return results
 
     def _settle(self, batch: list[_Item], results: list[Claim | Exception | None]) -> None:
