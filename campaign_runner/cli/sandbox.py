@@ -136,7 +136,8 @@ def sandbox(
                       the request's own URL); nothing is created
       body[:STATUS]   answer STATUS (default 200) with a raw body: text=TEXT (last: takes
                       the rest of the spec), nested=DEPTH, size=BYTES, invalid_utf8=true,
-                      else the real answer; echo_key=true puts the caller's key in it.
+                      else the real answer; echo_key=true puts the caller's key in it;
+                      content_type=TYPE serves it as TYPE (text/html: a web page).
                       A 2xx creates the invitation first; any other status creates nothing
     Selectors: route=connect|senders|quotas|*  nth=N (the Nth request to the route)
       sender=ID  recipient=URL|SLUG  times=N (fire at most N times)  rate=P (probability,
@@ -146,6 +147,7 @@ def sandbox(
     Examples: error:503:times=2  rate_limit:retry_after=2:times=3  hang:nth=5
               latency:seconds=0.5:rate=0.2  drop:recipient=john-doe  redirect:308
               body:200:nested=100000  body:text={"status": "queued"}
+              body:404:content_type=text/html:text=<html>Not Found</html>
     """
     import asyncio
 
