@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from campaign_runner.cli.app import (
     cli,
     user_errors,
 )
+from campaign_runner.config import API_KEY_ENV, DEFAULT_CONFIG_NAME
 
 if TYPE_CHECKING:
     # The sending stack (aiohttp, the runner, the sandbox) is imported by the commands
@@ -222,9 +224,15 @@ def _print_sandbox_banner(
     base_url: str, config: SandboxConfig, fault_specs: tuple[str, ...]
 ) -> None:
     click.echo(f"SendPilot sandbox listening on {base_url} (nothing leaves this machine)")
-    click.echo("point campaign-runner at it with:")
-    click.echo(f"  export SENDPILOT_API_KEY={config.api_key}")
-    click.echo(f"  api.base_url: {base_url}")
+    click.echo("point campaign-runner at it: in the shell,")
+    click.echo(f"  export {API_KEY_ENV}={shlex.quote(config.api_key)}")
+    # Not indented, and set apart by blank lines, so that it pastes into a YAML file as
+    # it is: "api.base_url: URL" (the dotted form) would be a top-level key named so.
+    click.echo(f"and in the YAML config ({DEFAULT_CONFIG_NAME}, or --config FILE):")
+    click.echo("")
+    click.echo("api:")
+    click.echo(f"  base_url: {base_url}")
+    click.echo("")
     for s in config.senders:
         kind = "premium" if s.premium else "free"
         per = f"{s.capacity} invitations per {config.window_seconds:g}s"
