@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
 import socket
 import time
@@ -135,7 +137,12 @@ def test_on_a_terminal_run_asks_before_sending(
         input=answer,
         env={"SENDPILOT_API_KEY": KEY},
     )
-    assert "Send 3 invitations now?" in result.stdout
+    # The question names where the invitations go: the API, and the workspace's ledger.
+    ledger = Path(os.environ["XDG_DATA_HOME"])
+    question = re.search(r"Send 3 invitations now to (\S+) \(workspace (.+)\)\?", result.stdout)
+    assert question, result.stdout
+    assert question.group(1) == server.base_url
+    assert Path(question.group(2)).is_relative_to(ledger)
     assert len(server.state.invitations) == sent
     assert (result.exit_code == 0) == (sent == 3), result.output
 
@@ -161,7 +168,53 @@ def test_dry_run_works_offline_without_a_key(tmp_path: Path) -> None:
     assert result.exit_code == 3, result.output
     assert "a: 2 now" in result.output
     assert "b: 5 now" in result.output
+    assert result.stderr.splitlines() == [
+        "warning: SENDPILOT_API_KEY is not set (nor api.api_key in the config): planned from "
+        "the config's senders and limits, without the API's word on their status and quotas"
+    ]
     assert not (tmp_path / "p.results.csv").exists()
+
+
+def test_dry_run_without_a_key_or_configured_senders_names_the_key(tmp_path: Path) -> None:
+    input_path = prospects(tmp_path / "p.csv", 3)
+    result = invoke(["run", str(input_path), "--dry-run"], key=None)
+    assert result.exit_code == 3, result.output
+    assert result.stderr.splitlines() == [
+        "warning: SENDPILOT_API_KEY is not set (nor api.api_key in the config): no sender to "
+        "plan with (list them under senders: in the config)"
+    ]
+    assert "plan: 3 to send, 0 now, 3 later" in result.stdout
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_spreadsheet_without_a_valid_row_exits_1_and_says_why(
+    serve: Serve, tmp_path: Path, dry_run: bool
+) -> None:
+    server = serve()
+    input_path = write_prospects(
+        tmp_path / "p.csv", [("not a url", "hi"), ("https://example.com/x", "a")]
+    )
+    args = ["run", str(input_path), "--config", str(config_for(tmp_path, server)), "--yes"]
+    result = invoke([*args, "--dry-run"] if dry_run else args)
+    assert result.exit_code == 1, result.output
+    why = f"no valid row: 2 invalid, 0 duplicate: campaign-runner validate {input_path}"
+    assert why in result.stdout.splitlines()
+    assert connect_requests(server) == 0
+    payload = json.loads(invoke([*args, "--json"]).stdout)
+    assert (payload["exit_code"], payload["stopped_reason"]) == (1, why)
+
+
+def test_a_spreadsheet_wholly_excluded_is_intended_and_exits_0(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve()
+    input_path = write_prospects(tmp_path / "p.csv", [url(1), url(2)])
+    blocked = write_prospects(tmp_path / "dnc.csv", [url(1), url(2)], header=("linkedin_url",))
+    config = config_for(tmp_path, server)
+    args = ["run", str(input_path), "--config", str(config), "--yes", "--exclude", str(blocked)]
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    assert "no valid row" not in result.output
 
 
 def test_json_summary_parses_and_matches_the_exit_code(serve: Serve, tmp_path: Path) -> None:
@@ -393,28 +446,90 @@ def test_sandbox_demo_on_the_sample_data(tmp_path: Path) -> None:
 # -- senders -------------------------------------------------------------------------------
 
 
-def test_senders_lists_capacity_left(serve: Serve, tmp_path: Path) -> None:
+@pytest.fixture
+def local_zone() -> Iterator[None]:
+    """Local time is UTC+05:30 (a POSIX zone rule: no tz database needed)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", "IST-5:30")
+        time.tzset()
+        yield
+    time.tzset()
+
+
+LOCAL_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d \+05:30"
+
+
+def test_senders_shows_the_config_beside_the_api(
+    serve: Serve, tmp_path: Path, local_zone: None
+) -> None:
     server = serve(
         senders=(
-            SandboxSender("a", capacity=5),
+            SandboxSender("a", capacity=5, name="Alice"),
             SandboxSender("gone", capacity=5, status="disconnected"),
         )
     )
-    config = config_for(tmp_path, server, senders=[("a", 5)])
+    config = config_for(
+        tmp_path, server, senders=[("a", 5), ("typo", 3)], pacing={"default_weekly_limit": 40}
+    )
     before = invoke(["senders", "--config", str(config)])
     assert before.exit_code == 0, before.output
-    lines = {line.split()[0]: line for line in before.stdout.strip().splitlines()}
-    assert set(lines) == {"a", "gone"}
-    assert "remaining 5 of 5" in lines["a"]
-    assert "disconnected" in lines["gone"]
+    header, *lines, footnote = before.stdout.strip().splitlines()
+    assert header.split() == ["id", "status", "daily", "weekly", "remaining", "resets", "name"]
+    rows = {line.split()[0]: line for line in lines}
+    assert set(rows) == {"a", "gone", "typo"}
+    assert re.fullmatch(rf"a +active +5 +40 +5 of 5 +{LOCAL_TIME} +Alice", rows["a"])
+    # Not in the config: the defaults, marked, as a run would use them.
+    assert re.fullmatch(rf"gone +disconnected +25\* +40\* +5 of 5 +{LOCAL_TIME}.*", rows["gone"])
+    assert re.fullmatch(r"typo +not listed +3 +40 +\? +\?", rows["typo"])
+    assert footnote.startswith("* not in the config")
+    assert before.stderr.splitlines() == [
+        f"warning: sender typo ({config}) is not listed by GET /inbox/senders: a run skips "
+        "it; check its id in SendPilot"
+    ]
 
     input_path = prospects(tmp_path / "p.csv", 2)
+    config = config_for(tmp_path, server, senders=[("a", 5)])
     assert invoke(["run", str(input_path), "--config", str(config), "--yes"]).exit_code == 0
     after = invoke(["senders", "--config", str(config), "--json"])
     assert after.exit_code == 0, after.output
-    rows = {r["id"]: r for r in json.loads(after.stdout)}
-    assert (rows["a"]["remaining"], rows["a"]["limit"]) == (3, 5)
+    payload = {r["id"]: r for r in json.loads(after.stdout)}
+    assert payload["a"] == {
+        "id": "a",
+        "name": "Alice",
+        "status": "active",
+        "premium": None,  # the API does not say
+        "limit": 5,
+        "remaining": 3,
+        "resets_at": payload["a"]["resets_at"],
+        "configured_daily_limit": 5,
+        "configured": True,
+        "listed": True,
+        "daily_limit": 5,
+        "weekly_limit": 100,
+    }
+    assert payload["a"]["resets_at"].endswith("Z")  # the API's own words, in JSON
     assert KEY not in after.output
+
+
+def test_times_shown_to_a_person_are_local_and_never_past(local_zone: None) -> None:
+    from campaign_runner.cli.render import local_time
+
+    moment = 1_796_114_670.5  # 2026-12-01T08:44:30.5Z
+    assert local_time(moment, now=moment - 3600) == "2026-12-01 14:15 +05:30"  # rounded up
+    assert local_time(moment, now=moment) == "now"
+    assert local_time(moment, now=moment + 1) == "now"
+
+
+def test_spent_capacity_says_when_it_renews_in_local_time(
+    serve: Serve, tmp_path: Path, local_zone: None
+) -> None:
+    server = serve(senders=(SandboxSender("a", capacity=2),))
+    input_path = prospects(tmp_path / "p.csv", 5)
+    config = config_for(tmp_path, server, senders=[("a", 2)], pacing={"window_seconds": 3600})
+    result = invoke(["run", str(input_path), "--config", str(config), "--yes", "--limit", "1"])
+    assert result.exit_code == 3, result.output
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("capacity renews from ")]
+    assert re.fullmatch(f"capacity renews from {LOCAL_TIME}", line), line
 
 
 def test_senders_with_a_wrong_key_is_a_one_line_error(serve: Serve, tmp_path: Path) -> None:
