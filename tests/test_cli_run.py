@@ -678,3 +678,120 @@ def test_excluded_rows_are_recorded_and_never_invited(serve: Serve, tmp_path: Pa
     assert set(invited(server)) == {url(0), url(2), url(3)}
     line = latest(tmp_path / "p.results.csv")[url(1)]
     assert (line["status"], line["error"]) == ("excluded", "on the do-not-contact list dnc.csv")
+
+
+# -- see before sending -------------------------------------------------------------------
+
+QUOTES = '(notes in JSON quotes: "\\n" is a line break)'
+
+
+def preview_lines(output: str) -> list[str]:
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if "as they will leave" in line)
+    return [line.strip() for line in lines[start + 1 : start + 4] if line.startswith("  row ")]
+
+
+def test_the_plan_shows_the_first_notes_as_they_leave_and_who_sends_them(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve(
+        senders=(SandboxSender("a", capacity=100), SandboxSender("b", capacity=100, premium=False))
+    )
+    notes = [" Hi Jane,\nglad we met ", "", "Hallo \t Ömer 👋", "not shown"]
+    input_path = write_prospects(
+        tmp_path / "p.csv",
+        [(url(1), notes[0], "b"), (url(2), notes[1], "a"), (url(3), notes[2], "a"), url(4)],
+        header=("linkedin_url", "note", "sender_id"),
+    )
+    config = config_for(tmp_path, server, senders=[("a", 100), ("b", 100)])
+    config.write_text(config.read_text().replace("id: b", "id: b\n  premium: false"))
+    dry = invoke(["run", str(input_path), "--config", str(config), "--dry-run"])
+    assert dry.exit_code == 3, dry.output
+    assert f"first 3 of 4 to send, as they will leave {QUOTES}:" in dry.stdout
+    # In the order they leave: a and b start at the same moment, a first (the config's
+    # order), each with its own pinned rows first.
+    assert preview_lines(dry.stdout) == [
+        f"row 3 {url(2)} -> a (the note goes if premium): no note",
+        f'row 2 {url(1)} -> b (free: sent without the note): " Hi Jane,\\nglad we met "',
+        f'row 4 {url(3)} -> a (the note goes if premium): "Hallo \\t Ömer 👋"',
+    ]
+
+    sent = invoke(["run", str(input_path), "--config", str(config), "--yes", "--json"])
+    assert sent.exit_code == 0, sent.output
+    preview = json.loads(sent.stdout)["preview"]
+    assert [(p["row"], p["sender_id"], p["sender_certain"]) for p in preview] == [
+        (3, "a", True),
+        (2, "b", True),
+        (4, "a", True),
+    ]
+    # What the stand-in received is what the preview showed: sender, and note as delivered.
+    received = {i.linkedin_url: i for i in server.state.invitations}
+    for p in preview:
+        invitation = received[p["linkedin_url"]]
+        assert invitation.sender_id == p["sender_id"]
+        # a is premium at the stand-in; b is free, and the stand-in drops its notes.
+        assert invitation.note == ((p["note"] or None) if p["sender_id"] == "a" else None)
+    assert preview[1]["note"] == notes[0]  # exactly as written: the spaces and the break
+
+
+def test_shared_rows_go_to_the_first_free_sender_in_the_engines_order(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 4)
+    # b paces twice as fast as a: a and b start at once, then b's next slot comes first.
+    config = config_for(tmp_path, server, senders=[("a", 50), ("b", 100)])
+    result = invoke(["run", str(input_path), "--config", str(config), "--dry-run"])
+    assert preview_lines(result.stdout) == [
+        f'row 2 {url(0)} -> first free sender, probably a (the note goes if premium): "hi 0"',
+        f'row 3 {url(1)} -> first free sender, probably b (the note goes if premium): "hi 1"',
+        f'row 4 {url(2)} -> first free sender, probably b (the note goes if premium): "hi 2"',
+    ]
+
+
+def test_a_single_sender_sends_every_row_so_the_preview_is_certain(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 2)
+    config = config_for(tmp_path, server, senders=[("a", 10)])
+    config.write_text(config.read_text().replace("id: a", "id: a\n  premium: true"))
+    result = invoke(["run", str(input_path), "--config", str(config), "--dry-run", "--limit", "1"])
+    # --limit 1: only the one row this run sends.
+    assert f"first 1 of 2 to send, as they will leave {QUOTES}:" in result.stdout
+    assert preview_lines(result.stdout) == [f'row 2 {url(0)} -> a (premium): "hi 0"']
+
+
+# -- a wrong api.base_url -----------------------------------------------------------------
+
+
+def test_a_base_url_without_its_v1_is_a_one_line_error_naming_the_setting(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 2)
+    base = server.base_url.removesuffix("/v1")
+    config = write_config(tmp_path / "c.yaml", base, [("a", 100)])
+    for args in (["run", str(input_path), "--yes"], ["senders"]):
+        result = invoke([*args, "--config", str(config)])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [
+            f"Error: GET /inbox/senders: HTTP 404: no such route: check api.base_url (now "
+            f"{base}; SendPilot's is https://api.sendpilot.ai/v1, with its /v1)"
+        ]
+    assert connect_requests(server) == 0
+
+
+def test_an_html_404_on_connect_stops_the_run_instead_of_failing_every_row(
+    serve: Serve, tmp_path: Path
+) -> None:
+    page = FaultRule("body", status=404, content_type="text/html", text="<h1>Not Found</h1>")
+    server = serve(senders=(SandboxSender("a", capacity=100),), faults=(page,))
+    input_path = prospects(tmp_path / "p.csv", 5)
+    config = config_for(tmp_path, server, senders=[("a", 100)], pacing={"concurrency": 1})
+    result = invoke(["run", str(input_path), "--config", str(config), "--yes"])
+    assert result.exit_code == 2, result.output
+    assert "HTTP 404: an HTML page, not the API's JSON: check api.base_url" in result.stderr
+    assert connect_requests(server) == 1
+    assert server.state.invitations == []
+    assert final_counts(tmp_path / "p.results.csv") == {"deferred": 1}
