@@ -20,7 +20,7 @@ import aiohttp
 from campaign_runner.capacity import pacing_interval
 from campaign_runner.client import SendPilotClient
 from campaign_runner.clock import Clock, SystemClock
-from campaign_runner.config import Settings
+from campaign_runner.config import API_KEY_ENV, Settings
 from campaign_runner.engine import Engine, Progress, SilentProgress, Summary
 from campaign_runner.errors import JournalError
 from campaign_runner.exclusions import load_exclusions
@@ -189,7 +189,10 @@ async def _ask_api(
     if session is None or settings.api.api_key is None:
         if not dry_run:
             settings.require_api_key()  # a real run needs the API: raises without a key
-        return None, ApiView(senders=None, quotas={})
+        unasked = ""
+        if settings.api.api_key is None:
+            unasked = f"{API_KEY_ENV} is not set (nor api.api_key in the config)"
+        return None, ApiView(senders=None, quotas={}, unasked=unasked)
     client = SendPilotClient.from_settings(session, settings)
     senders = await client.senders()
     quotas, why = await client.quotas_if_available()

@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from campaign_runner.config import Secret, Settings
+from campaign_runner.config import DEFAULT_BASE_URL, Secret, Settings
 from campaign_runner.errors import ApiError, AuthError
 
 # The most of an answer's body that is read. SendPilot's answers are a few hundred bytes; a
@@ -36,9 +36,11 @@ EXCERPT_CHARS = 200
 
 class ResultKind(enum.Enum):
     ACCEPTED = "accepted"  # 2xx with a parseable body: sent, already_connected, or another word
-    REJECTED = "rejected"  # 400/404/other 4xx: this row will not work as it is
+    REJECTED = "rejected"  # 400, the API's own 404, other 4xx: this row will not work as it is
     AUTH = "auth"  # 401/403: the key is wrong or lacks a scope; stop the whole run
-    MISCONFIGURED = "misconfigured"  # a redirect: api.base_url is wrong; stop the whole run
+    # A redirect, or a 404/405 that is not the API's answer about the row (an HTML page, a
+    # route the server does not have): api.base_url is wrong; stop the whole run.
+    MISCONFIGURED = "misconfigured"
     DAILY_LIMIT = "daily_limit"  # 429 about the daily connection limit: sender done for the window
     RATE_LIMITED = "rate_limited"  # 429 rate limit of the API itself: back off, retry
     SERVER_ERROR = "server_error"  # 5xx: retry
@@ -129,7 +131,7 @@ class SendPilotClient:
                 allow_redirects=False,
             ) as response:
                 raw, complete = await _read_capped(response)
-                result = _classify(response.status, response.headers, raw, complete)
+                result = _classify(response.status, response.headers, raw, complete, self._base)
                 return replace(result, message=self._redact(result.message))
         except aiohttp.ClientConnectorError as exc:
             return ConnectResult(ResultKind.NOT_SENT, message=f"cannot connect: {exc.os_error}")
@@ -174,7 +176,9 @@ class SendPilotClient:
         The item shape is assumed (see the API notes); anything missing becomes ``None``
         and the caller falls back on its own limits.
         """
-        payload = await self._get_json("/senders/quotas")
+        # The route is assumed (see above): the API's own 404 says it has none, not that
+        # api.base_url is wrong, since the senders' listing answered from the same base.
+        payload = await self._get_json("/senders/quotas", route_assumed=True)
         items = payload.get("senders") if isinstance(payload, dict) else None
         out: dict[str, Quota] = {}
         for item in items if isinstance(items, list) else []:
@@ -202,7 +206,7 @@ class SendPilotClient:
         except ApiError as exc:
             return {}, str(exc)
 
-    async def _get_json(self, path: str) -> Any:
+    async def _get_json(self, path: str, *, route_assumed: bool = False) -> Any:
         try:
             async with self._session.get(
                 f"{self._base}{path}",
@@ -213,14 +217,19 @@ class SendPilotClient:
                 raw, complete = await _read_capped(response)
                 status = response.status
                 location = response.headers.get("Location", "")
+                html = _is_html(response.headers, raw)
                 self.stand_in = self.stand_in or STAND_IN_HEADER in response.headers
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ApiError(f"GET {path}: cannot reach the API at {self._base} ({exc})") from None
         message = self._redact(_error_message(raw))
-        if status in (401, 403):
+        if status in (401, 403) and not html:
             raise AuthError(_auth_message(status, message), status)
         if 300 <= status < 400:
             raise ApiError(_redirect_message(status, location), status)
+        if html:
+            raise ApiError(f"GET {path}: HTTP {status}: {_html_message(self._base)}", status)
+        if status == 404 and not (route_assumed and _api_error(raw)):
+            raise ApiError(f"GET {path}: HTTP 404: {_not_found_message(self._base)}", status)
         if status >= 400:
             raise ApiError(f"GET {path}: HTTP {status}: {message}", status)
         try:
@@ -267,8 +276,18 @@ def decode_json(raw: bytes, complete: bool = True) -> Any:
         raise UnreadableBody("not JSON") from None
 
 
-def _classify(status: int, headers: Mapping[str, str], raw: bytes, complete: bool) -> ConnectResult:
+def _classify(
+    status: int, headers: Mapping[str, str], raw: bytes, complete: bool, base: str
+) -> ConnectResult:
+    html = _is_html(headers, raw)
     if 200 <= status < 300:
+        if html:
+            # Whatever served the page may have passed the request on: it may exist.
+            return ConnectResult(
+                ResultKind.AMBIGUOUS,
+                http_status=status,
+                message=f"the API answered success with {_html_message(base)}",
+            )
         return _classify_success(status, raw, complete)
     if 300 <= status < 400:
         location = headers.get("Location", "")
@@ -277,7 +296,16 @@ def _classify(status: int, headers: Mapping[str, str], raw: bytes, complete: boo
             http_status=status,
             message=_redirect_message(status, location),
         )
-    message = _error_message(raw)
+    if status in (404, 405) and (html or not _api_error(raw) or _no_such_route(raw)):
+        # Not the API speaking about this row, but a server without the route: every row
+        # would meet the same answer, so the run stops, as for a redirect.
+        return ConnectResult(
+            ResultKind.MISCONFIGURED,
+            http_status=status,
+            message=f"HTTP {status}: "
+            + (_html_message(base) if html else _not_found_message(base)),
+        )
+    message = _html_message(base) if html else _error_message(raw)
     if status == 504:
         # A gateway gave up waiting for the origin, which may well have created it.
         return ConnectResult(
@@ -371,6 +399,40 @@ def _error_message(raw: bytes) -> str:
         return text
     excerpt = raw[:EXCERPT_CHARS].decode("utf-8", "replace").strip()
     return excerpt or "no message"
+
+
+def _is_html(headers: Mapping[str, str], raw: bytes) -> bool:
+    """Whether an answer is a web page (a proxy's, a website's) rather than the API's JSON."""
+    content_type = headers.get("Content-Type", "").lower()
+    return content_type.startswith(("text/html", "application/xhtml")) or raw.lstrip()[:1] == b"<"
+
+
+def _api_error(raw: bytes) -> bool:
+    """Whether ``raw`` is the API's JSON error shape (``statusCode``, ``message``)."""
+    try:
+        payload = decode_json(raw)
+    except UnreadableBody:
+        return False
+    return isinstance(payload, dict) and "statusCode" in payload and "message" in payload
+
+
+def _no_such_route(raw: bytes) -> bool:
+    """NestJS's own answer for a path it has no route for: ``Cannot POST /v1/...``."""
+    return _error_message(raw).startswith(("Cannot POST ", "Cannot GET "))
+
+
+def _html_message(base: str) -> str:
+    return (
+        f"an HTML page, not the API's JSON: check api.base_url (now {base}; SendPilot's "
+        f"is {DEFAULT_BASE_URL})"
+    )
+
+
+def _not_found_message(base: str) -> str:
+    return (
+        f"no such route: check api.base_url (now {base}; SendPilot's is {DEFAULT_BASE_URL}, "
+        "with its /v1)"
+    )
 
 
 def _redirect_message(status: int, location: str) -> str:

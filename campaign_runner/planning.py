@@ -16,6 +16,7 @@ must not be mixed with a rehearsal's.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping
@@ -48,6 +49,7 @@ EXTRA_COLUMNS = (NOTE_DELIVERED, API_COLUMN)
 API_SANDBOX = "sandbox"
 API_SENDPILOT = "sendpilot"
 PLAN_PROBLEMS = 10  # problem rows shown in a plan; `validate` lists them all
+PREVIEW_NOTES = 3  # rows whose note and sender a plan shows before anything is sent
 
 
 def default_results_path(input_path: Path, rehearsal: bool) -> Path:
@@ -99,6 +101,25 @@ class SenderPlan:
 
 
 @dataclass(frozen=True)
+class NotePreview:
+    """One of the first rows a run sends: its note as it will leave, and who sends it.
+
+    ``sender_id`` is the sender predicted to take the row; ``exact`` says whether that is
+    certain (a pinned row, or a single sender that can send now). Otherwise it is the
+    engine's order at an even pace, which jitter, a sender at its daily limit or another
+    campaign's claims may change: the row goes to the first free sender. ``''``: no sender
+    can take it in this run.
+    """
+
+    row: int
+    url: str
+    note: str  # exactly as it will leave ('' = no note)
+    sender_id: str
+    exact: bool
+    premium: bool | None  # the sender's: whether it delivers notes (None: not known)
+
+
+@dataclass(frozen=True)
 class Plan:
     input_path: Path
     results_path: Path
@@ -118,6 +139,7 @@ class Plan:
     rehearsal: bool = False  # invitations go to the stand-in server, not to SendPilot
     workspace: str = ""  # where the workspace ledger is ('' when there is none)
     already_invited: int = 0  # valid rows held by another invitation of the workspace
+    preview: tuple[NotePreview, ...] = ()  # the first rows this run sends, in order
 
 
 @dataclass
@@ -171,6 +193,7 @@ class ApiView:
     senders: list[SenderInfo] | None
     quotas: dict[str, Quota]
     quotas_problem: str = ""  # why quotas are unavailable, or ''
+    unasked: str = ""  # why the API was not asked (a dry run without a key), or ''
 
 
 @dataclass(frozen=True)
@@ -250,6 +273,8 @@ def plan_run(
     warnings: list[str] = list(settings.warnings)
     if api.quotas_problem:
         warnings.append(f"quotas unavailable, using configured limits only ({api.quotas_problem})")
+    if api.unasked:
+        warnings.append(_unasked_warning(api.unasked, settings))
     window = settings.pacing.window_seconds
     spent = _Spent.of(state, selection, workspace, window, now)
     senders = _plan_senders(settings, api, spent, warnings)
@@ -299,9 +324,79 @@ def plan_run(
         rehearsal=rehearsal,
         workspace=workspace.location if workspace is not None else "",
         already_invited=len(held),
+        preview=_preview(work, senders, spent.last_sent, now, choice.limit),
     )
     recorded = Recorded(counts=counts, renews_at=spent.renews_at, last_sent=spent.last_sent)
     return Planned(plan=plan, work=work, recorded=recorded, records=records)
+
+
+def _unasked_warning(why: str, settings: Settings) -> str:
+    if settings.senders:
+        return (
+            f"{why}: planned from the config's senders and limits, without the API's "
+            "word on their status and quotas"
+        )
+    return f"{why}: no sender to plan with (list them under senders: in the config)"
+
+
+def _preview(
+    work: list[WorkItem],
+    senders: list[SenderPlan],
+    last_sent: Mapping[str, float],
+    now: float,
+    limit: int | None,
+) -> tuple[NotePreview, ...]:
+    """The first rows the engine sends and the sender of each, as far as it can be told.
+
+    Replays the engine's order at an even pace: the sender whose next slot comes first
+    (its first one an interval after its last invitation, as the engine's pacers wait)
+    takes its own pinned row, else the next shared row; ties go to the plan's order. Rows
+    no sender can take in this run follow, with their pinned sender or none.
+    """
+    wanted = min(PREVIEW_NOTES, len(work) if limit is None else limit)
+    usable = [s for s in senders if s.usable]
+    # No queue gives more than `wanted` rows, so only that many of each are looked at:
+    # the preview of a million-row campaign costs as little as that of a small one.
+    pinned = {s.sender_id: _first(work, wanted, s.sender_id) for s in usable}
+    shared = _first(work, wanted, "")
+    due = {
+        s.sender_id: max(0.0, last_sent.get(s.sender_id, -math.inf) + s.interval_seconds - now)
+        for s in usable
+    }
+    left = {s.sender_id: s.capacity for s in usable}
+    chosen: list[tuple[WorkItem, str]] = []
+    while len(chosen) < wanted:
+        ready = [s for s in usable if left[s.sender_id] and (pinned[s.sender_id] or shared)]
+        if not ready:
+            break
+        sender = min(ready, key=lambda s: due[s.sender_id])  # min() keeps the first of ties
+        sid = sender.sender_id
+        chosen.append(((pinned[sid] or shared).pop(0), sid))
+        left[sid] -= 1
+        due[sid] += sender.interval_seconds
+    taken = {w.row for w, _ in chosen}
+    for w in work:
+        if len(chosen) >= wanted:
+            break
+        if w.row not in taken:
+            chosen.append((w, w.pinned))
+    premium = {s.sender_id: s.premium for s in senders}
+    return tuple(
+        NotePreview(
+            row=w.row,
+            url=w.url,
+            note=w.note,
+            sender_id=sid,
+            exact=bool(w.pinned) or (len(usable) == 1 and bool(sid)),
+            premium=premium.get(sid),
+        )
+        for w, sid in chosen
+    )
+
+
+def _first(work: list[WorkItem], count: int, pinned: str) -> list[WorkItem]:
+    """The first ``count`` rows pinned to ``pinned`` ('' for the shared ones)."""
+    return list(itertools.islice((w for w in work if w.pinned == pinned), count))
 
 
 @dataclass(frozen=True)

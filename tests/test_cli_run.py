@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
 import socket
 import time
@@ -135,7 +137,12 @@ def test_on_a_terminal_run_asks_before_sending(
         input=answer,
         env={"SENDPILOT_API_KEY": KEY},
     )
-    assert "Send 3 invitations now?" in result.stdout
+    # The question names where the invitations go: the API, and the workspace's ledger.
+    ledger = Path(os.environ["XDG_DATA_HOME"])
+    question = re.search(r"Send 3 invitations now to (\S+) \(workspace (.+)\)\?", result.stdout)
+    assert question, result.stdout
+    assert question.group(1) == server.base_url
+    assert Path(question.group(2)).is_relative_to(ledger)
     assert len(server.state.invitations) == sent
     assert (result.exit_code == 0) == (sent == 3), result.output
 
@@ -161,7 +168,53 @@ def test_dry_run_works_offline_without_a_key(tmp_path: Path) -> None:
     assert result.exit_code == 3, result.output
     assert "a: 2 now" in result.output
     assert "b: 5 now" in result.output
+    assert result.stderr.splitlines() == [
+        "warning: SENDPILOT_API_KEY is not set (nor api.api_key in the config): planned from "
+        "the config's senders and limits, without the API's word on their status and quotas"
+    ]
     assert not (tmp_path / "p.results.csv").exists()
+
+
+def test_dry_run_without_a_key_or_configured_senders_names_the_key(tmp_path: Path) -> None:
+    input_path = prospects(tmp_path / "p.csv", 3)
+    result = invoke(["run", str(input_path), "--dry-run"], key=None)
+    assert result.exit_code == 3, result.output
+    assert result.stderr.splitlines() == [
+        "warning: SENDPILOT_API_KEY is not set (nor api.api_key in the config): no sender to "
+        "plan with (list them under senders: in the config)"
+    ]
+    assert "plan: 3 to send, 0 now, 3 later" in result.stdout
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_spreadsheet_without_a_valid_row_exits_1_and_says_why(
+    serve: Serve, tmp_path: Path, dry_run: bool
+) -> None:
+    server = serve()
+    input_path = write_prospects(
+        tmp_path / "p.csv", [("not a url", "hi"), ("https://example.com/x", "a")]
+    )
+    args = ["run", str(input_path), "--config", str(config_for(tmp_path, server)), "--yes"]
+    result = invoke([*args, "--dry-run"] if dry_run else args)
+    assert result.exit_code == 1, result.output
+    why = f"no valid row: 2 invalid, 0 duplicate: campaign-runner validate {input_path}"
+    assert why in result.stdout.splitlines()
+    assert connect_requests(server) == 0
+    payload = json.loads(invoke([*args, "--json"]).stdout)
+    assert (payload["exit_code"], payload["stopped_reason"]) == (1, why)
+
+
+def test_a_spreadsheet_wholly_excluded_is_intended_and_exits_0(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve()
+    input_path = write_prospects(tmp_path / "p.csv", [url(1), url(2)])
+    blocked = write_prospects(tmp_path / "dnc.csv", [url(1), url(2)], header=("linkedin_url",))
+    config = config_for(tmp_path, server)
+    args = ["run", str(input_path), "--config", str(config), "--yes", "--exclude", str(blocked)]
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    assert "no valid row" not in result.output
 
 
 def test_json_summary_parses_and_matches_the_exit_code(serve: Serve, tmp_path: Path) -> None:
@@ -393,28 +446,90 @@ def test_sandbox_demo_on_the_sample_data(tmp_path: Path) -> None:
 # -- senders -------------------------------------------------------------------------------
 
 
-def test_senders_lists_capacity_left(serve: Serve, tmp_path: Path) -> None:
+@pytest.fixture
+def local_zone() -> Iterator[None]:
+    """Local time is UTC+05:30 (a POSIX zone rule: no tz database needed)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", "IST-5:30")
+        time.tzset()
+        yield
+    time.tzset()
+
+
+LOCAL_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d \+05:30"
+
+
+def test_senders_shows_the_config_beside_the_api(
+    serve: Serve, tmp_path: Path, local_zone: None
+) -> None:
     server = serve(
         senders=(
-            SandboxSender("a", capacity=5),
+            SandboxSender("a", capacity=5, name="Alice"),
             SandboxSender("gone", capacity=5, status="disconnected"),
         )
     )
-    config = config_for(tmp_path, server, senders=[("a", 5)])
+    config = config_for(
+        tmp_path, server, senders=[("a", 5), ("typo", 3)], pacing={"default_weekly_limit": 40}
+    )
     before = invoke(["senders", "--config", str(config)])
     assert before.exit_code == 0, before.output
-    lines = {line.split()[0]: line for line in before.stdout.strip().splitlines()}
-    assert set(lines) == {"a", "gone"}
-    assert "remaining 5 of 5" in lines["a"]
-    assert "disconnected" in lines["gone"]
+    header, *lines, footnote = before.stdout.strip().splitlines()
+    assert header.split() == ["id", "status", "daily", "weekly", "remaining", "resets", "name"]
+    rows = {line.split()[0]: line for line in lines}
+    assert set(rows) == {"a", "gone", "typo"}
+    assert re.fullmatch(rf"a +active +5 +40 +5 of 5 +{LOCAL_TIME} +Alice", rows["a"])
+    # Not in the config: the defaults, marked, as a run would use them.
+    assert re.fullmatch(rf"gone +disconnected +25\* +40\* +5 of 5 +{LOCAL_TIME}.*", rows["gone"])
+    assert re.fullmatch(r"typo +not listed +3 +40 +\? +\?", rows["typo"])
+    assert footnote.startswith("* not in the config")
+    assert before.stderr.splitlines() == [
+        f"warning: sender typo ({config}) is not listed by GET /inbox/senders: a run skips "
+        "it; check its id in SendPilot"
+    ]
 
     input_path = prospects(tmp_path / "p.csv", 2)
+    config = config_for(tmp_path, server, senders=[("a", 5)])
     assert invoke(["run", str(input_path), "--config", str(config), "--yes"]).exit_code == 0
     after = invoke(["senders", "--config", str(config), "--json"])
     assert after.exit_code == 0, after.output
-    rows = {r["id"]: r for r in json.loads(after.stdout)}
-    assert (rows["a"]["remaining"], rows["a"]["limit"]) == (3, 5)
+    payload = {r["id"]: r for r in json.loads(after.stdout)}
+    assert payload["a"] == {
+        "id": "a",
+        "name": "Alice",
+        "status": "active",
+        "premium": None,  # the API does not say
+        "limit": 5,
+        "remaining": 3,
+        "resets_at": payload["a"]["resets_at"],
+        "configured_daily_limit": 5,
+        "configured": True,
+        "listed": True,
+        "daily_limit": 5,
+        "weekly_limit": 100,
+    }
+    assert payload["a"]["resets_at"].endswith("Z")  # the API's own words, in JSON
     assert KEY not in after.output
+
+
+def test_times_shown_to_a_person_are_local_and_never_past(local_zone: None) -> None:
+    from campaign_runner.cli.render import local_time
+
+    moment = 1_796_114_670.5  # 2026-12-01T08:44:30.5Z
+    assert local_time(moment, now=moment - 3600) == "2026-12-01 14:15 +05:30"  # rounded up
+    assert local_time(moment, now=moment) == "now"
+    assert local_time(moment, now=moment + 1) == "now"
+
+
+def test_spent_capacity_says_when_it_renews_in_local_time(
+    serve: Serve, tmp_path: Path, local_zone: None
+) -> None:
+    server = serve(senders=(SandboxSender("a", capacity=2),))
+    input_path = prospects(tmp_path / "p.csv", 5)
+    config = config_for(tmp_path, server, senders=[("a", 2)], pacing={"window_seconds": 3600})
+    result = invoke(["run", str(input_path), "--config", str(config), "--yes", "--limit", "1"])
+    assert result.exit_code == 3, result.output
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("capacity renews from ")]
+    assert re.fullmatch(f"capacity renews from {LOCAL_TIME}", line), line
 
 
 def test_senders_with_a_wrong_key_is_a_one_line_error(serve: Serve, tmp_path: Path) -> None:
@@ -563,3 +678,120 @@ def test_excluded_rows_are_recorded_and_never_invited(serve: Serve, tmp_path: Pa
     assert set(invited(server)) == {url(0), url(2), url(3)}
     line = latest(tmp_path / "p.results.csv")[url(1)]
     assert (line["status"], line["error"]) == ("excluded", "on the do-not-contact list dnc.csv")
+
+
+# -- see before sending -------------------------------------------------------------------
+
+QUOTES = '(notes in JSON quotes: "\\n" is a line break)'
+
+
+def preview_lines(output: str) -> list[str]:
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if "as they will leave" in line)
+    return [line.strip() for line in lines[start + 1 : start + 4] if line.startswith("  row ")]
+
+
+def test_the_plan_shows_the_first_notes_as_they_leave_and_who_sends_them(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve(
+        senders=(SandboxSender("a", capacity=100), SandboxSender("b", capacity=100, premium=False))
+    )
+    notes = [" Hi Jane,\nglad we met ", "", "Hallo \t Ömer 👋", "not shown"]
+    input_path = write_prospects(
+        tmp_path / "p.csv",
+        [(url(1), notes[0], "b"), (url(2), notes[1], "a"), (url(3), notes[2], "a"), url(4)],
+        header=("linkedin_url", "note", "sender_id"),
+    )
+    config = config_for(tmp_path, server, senders=[("a", 100), ("b", 100)])
+    config.write_text(config.read_text().replace("id: b", "id: b\n  premium: false"))
+    dry = invoke(["run", str(input_path), "--config", str(config), "--dry-run"])
+    assert dry.exit_code == 3, dry.output
+    assert f"first 3 of 4 to send, as they will leave {QUOTES}:" in dry.stdout
+    # In the order they leave: a and b start at the same moment, a first (the config's
+    # order), each with its own pinned rows first.
+    assert preview_lines(dry.stdout) == [
+        f"row 3 {url(2)} -> a (the note goes if premium): no note",
+        f'row 2 {url(1)} -> b (free: sent without the note): " Hi Jane,\\nglad we met "',
+        f'row 4 {url(3)} -> a (the note goes if premium): "Hallo \\t Ömer 👋"',
+    ]
+
+    sent = invoke(["run", str(input_path), "--config", str(config), "--yes", "--json"])
+    assert sent.exit_code == 0, sent.output
+    preview = json.loads(sent.stdout)["preview"]
+    assert [(p["row"], p["sender_id"], p["sender_certain"]) for p in preview] == [
+        (3, "a", True),
+        (2, "b", True),
+        (4, "a", True),
+    ]
+    # What the stand-in received is what the preview showed: sender, and note as delivered.
+    received = {i.linkedin_url: i for i in server.state.invitations}
+    for p in preview:
+        invitation = received[p["linkedin_url"]]
+        assert invitation.sender_id == p["sender_id"]
+        # a is premium at the stand-in; b is free, and the stand-in drops its notes.
+        assert invitation.note == ((p["note"] or None) if p["sender_id"] == "a" else None)
+    assert preview[1]["note"] == notes[0]  # exactly as written: the spaces and the break
+
+
+def test_shared_rows_go_to_the_first_free_sender_in_the_engines_order(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 4)
+    # b paces twice as fast as a: a and b start at once, then b's next slot comes first.
+    config = config_for(tmp_path, server, senders=[("a", 50), ("b", 100)])
+    result = invoke(["run", str(input_path), "--config", str(config), "--dry-run"])
+    assert preview_lines(result.stdout) == [
+        f'row 2 {url(0)} -> first free sender, probably a (the note goes if premium): "hi 0"',
+        f'row 3 {url(1)} -> first free sender, probably b (the note goes if premium): "hi 1"',
+        f'row 4 {url(2)} -> first free sender, probably b (the note goes if premium): "hi 2"',
+    ]
+
+
+def test_a_single_sender_sends_every_row_so_the_preview_is_certain(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 2)
+    config = config_for(tmp_path, server, senders=[("a", 10)])
+    config.write_text(config.read_text().replace("id: a", "id: a\n  premium: true"))
+    result = invoke(["run", str(input_path), "--config", str(config), "--dry-run", "--limit", "1"])
+    # --limit 1: only the one row this run sends.
+    assert f"first 1 of 2 to send, as they will leave {QUOTES}:" in result.stdout
+    assert preview_lines(result.stdout) == [f'row 2 {url(0)} -> a (premium): "hi 0"']
+
+
+# -- a wrong api.base_url -----------------------------------------------------------------
+
+
+def test_a_base_url_without_its_v1_is_a_one_line_error_naming_the_setting(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 2)
+    base = server.base_url.removesuffix("/v1")
+    config = write_config(tmp_path / "c.yaml", base, [("a", 100)])
+    for args in (["run", str(input_path), "--yes"], ["senders"]):
+        result = invoke([*args, "--config", str(config)])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [
+            f"Error: GET /inbox/senders: HTTP 404: no such route: check api.base_url (now "
+            f"{base}; SendPilot's is https://api.sendpilot.ai/v1, with its /v1)"
+        ]
+    assert connect_requests(server) == 0
+
+
+def test_an_html_404_on_connect_stops_the_run_instead_of_failing_every_row(
+    serve: Serve, tmp_path: Path
+) -> None:
+    page = FaultRule("body", status=404, content_type="text/html", text="<h1>Not Found</h1>")
+    server = serve(senders=(SandboxSender("a", capacity=100),), faults=(page,))
+    input_path = prospects(tmp_path / "p.csv", 5)
+    config = config_for(tmp_path, server, senders=[("a", 100)], pacing={"concurrency": 1})
+    result = invoke(["run", str(input_path), "--config", str(config), "--yes"])
+    assert result.exit_code == 2, result.output
+    assert "HTTP 404: an HTML page, not the API's JSON: check api.base_url" in result.stderr
+    assert connect_requests(server) == 1
+    assert server.state.invitations == []
+    assert final_counts(tmp_path / "p.results.csv") == {"deferred": 1}

@@ -122,6 +122,46 @@ def test_json_summary(tmp_path: Path) -> None:
     assert payload["report"] is None
 
 
+def test_preview_shows_the_first_valid_notes_exactly_as_they_leave(tmp_path: Path) -> None:
+    rows = [
+        ("bad", "never shown", ""),
+        (URL.format("jane-doe"), " Hi Jane,\nglad we met ", ""),
+        (URL.format("omer-k"), "", "b"),
+        (URL.format("lee-park"), 'Say "hi"\t', "a"),
+        (URL.format("last-one"), "not shown", ""),
+    ]
+    path = tmp_path / "p.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([("linkedin_url", "note", "sender_id"), *rows])
+    config = write(
+        tmp_path / "c.yaml",
+        "senders:\n  - {id: a, daily_limit: 5, premium: true}\n"
+        "  - {id: b, daily_limit: 5, premium: false}\n",
+    )
+    result = invoke(str(path), "--preview", "3", "--config", str(config))
+    assert result.exit_code == EXIT_PROBLEMS, result.output
+    lines = result.stdout.splitlines()
+    start = lines.index(
+        'first 3 of 4 valid rows, as they will leave (notes in JSON quotes: "\\n" is a line break):'
+    )
+    assert lines[start + 1 :] == [
+        f'  row 3 {URL.format("jane-doe")} -> sender chosen when sent: " Hi Jane,\\nglad we met "',
+        f"  row 4 {URL.format('omer-k')} -> sender b (free: sent without the note): no note",
+        f'  row 5 {URL.format("lee-park")} -> sender a (premium): "Say \\"hi\\"\\t"',
+    ]
+    payload = json.loads(invoke(str(path), "--preview", "1", "--json").stdout)
+    assert payload["preview"] == [
+        {
+            "row": 3,
+            "linkedin_url": URL.format("jane-doe"),
+            "note": " Hi Jane,\nglad we met ",
+            "sender_id": None,
+            "sender_kind": None,
+        }
+    ]
+    assert "as they will leave" not in invoke(str(path)).stdout
+
+
 def test_report_that_cannot_be_written(tmp_path: Path) -> None:
     path = write(tmp_path / "p.csv", f"linkedin_url\n{URL.format('jane-doe')}\n")
     result = invoke(str(path), "--report", str(tmp_path / "missing-dir" / "r.csv"))

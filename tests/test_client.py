@@ -277,9 +277,8 @@ async def test_an_unreadable_error_body_still_gives_a_short_message(
         (FaultRule("body", route="senders", nested=100_000), "JSON nested too deeply"),
         (FaultRule("body", route="senders", size=MIB + 1), "larger than 1048576 bytes"),
         (FaultRule("body", route="senders", invalid_utf8=True), "not UTF-8 text"),
-        (FaultRule("body", route="senders", text="<html>"), "not JSON"),
     ],
-    ids=["nested", "oversized", "invalid-utf8", "html"],
+    ids=["nested", "oversized", "invalid-utf8"],
 )
 async def test_an_unreadable_listing_is_an_api_error_of_one_line(
     sandbox: SandboxFactory, session: aiohttp.ClientSession, rule: FaultRule, reason: str
@@ -349,3 +348,102 @@ async def test_which_429_is_which(
     result = await client_for(server, session).connect(sender, URL, None)
     expected = ResultKind.DAILY_LIMIT if kind == "daily" else ResultKind.RATE_LIMITED
     assert result.kind is expected
+
+
+# -- answers that are not the API's: api.base_url is wrong ---------------------------------
+
+PAGE = "<!DOCTYPE html><html><body><h1>Welcome to SendPilot</h1></body></html>"
+
+
+def without_v1(server: SandboxServer) -> str:
+    """The stand-in's address without the ``/v1``: a base URL a person easily writes."""
+    return server.base_url.removesuffix("/v1")
+
+
+async def test_a_base_url_without_its_route_says_to_check_it(
+    sandbox: SandboxFactory, session: aiohttp.ClientSession
+) -> None:
+    server = await sandbox()
+    base = without_v1(server)
+    client = SendPilotClient(session, base, Secret(server.api_key), 5)
+    with pytest.raises(ApiError) as info:
+        await client.senders()
+    assert str(info.value) == (
+        f"GET /inbox/senders: HTTP 404: no such route: check api.base_url (now {base}; "
+        "SendPilot's is https://api.sendpilot.ai/v1, with its /v1)"
+    )
+    # On connect, every row would meet the same 404: the run stops, as for a redirect.
+    result = await client.connect(server.sandbox.config.senders[0].id, URL, "hello")
+    assert result.kind is ResultKind.MISCONFIGURED
+    assert result.http_status == 404
+    assert f"no such route: check api.base_url (now {base};" in result.message
+    assert server.state.invitations == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "kind"),
+    [
+        # A website's or a proxy's page, with either sign of being one.
+        (FaultRule("body", status=404, content_type="text/html", text="Not Found"), "stop"),
+        (FaultRule("body", status=404, text=PAGE), "stop"),
+        (FaultRule("body", status=405, content_type="text/html", text=PAGE), "stop"),
+        # NestJS's own answer for a route it does not have.
+        (FaultRule("error", status=404, message="Cannot POST /inbox/connect"), "stop"),
+        # A page where success belongs: whatever served it may have passed the request on.
+        (FaultRule("body", status=200, content_type="text/html", text=PAGE), "ambiguous"),
+        # A CDN's error page is still a server error, retried as such.
+        (FaultRule("body", status=502, content_type="text/html", text=PAGE), "server"),
+    ],
+    ids=["404-text/html", "404-starts-with-<", "405-html", "nest-404", "200-html", "502-html"],
+)
+async def test_an_html_page_or_a_missing_route_on_connect_names_the_base_url(
+    sandbox: SandboxFactory, session: aiohttp.ClientSession, rule: FaultRule, kind: str
+) -> None:
+    server = await sandbox(faults=(rule,))
+    sender = server.sandbox.config.senders[0].id
+    result = await client_for(server, session).connect(sender, URL, "hello")
+    expected = {
+        "stop": ResultKind.MISCONFIGURED,
+        "ambiguous": ResultKind.AMBIGUOUS,
+        "server": ResultKind.SERVER_ERROR,
+    }[kind]
+    assert result.kind is expected
+    assert f"check api.base_url (now {server.base_url}" in result.message
+    assert "<" not in result.message  # the page itself is not copied into the results
+
+
+async def test_the_apis_own_404_about_a_row_rejects_only_that_row(
+    sandbox: SandboxFactory, session: aiohttp.ClientSession
+) -> None:
+    server = await sandbox(faults=(FaultRule("error", status=404, message="Profile not found"),))
+    sender = server.sandbox.config.senders[0].id
+    result = await client_for(server, session).connect(sender, URL, None)
+    assert (result.kind, result.message) == (ResultKind.REJECTED, "Profile not found")
+
+
+@pytest.mark.parametrize("route", ["senders", "quotas"])
+async def test_an_html_listing_says_to_check_the_base_url(
+    sandbox: SandboxFactory, session: aiohttp.ClientSession, route: str
+) -> None:
+    rule = FaultRule("body", route=route, content_type="text/html", text=PAGE)
+    server = await sandbox(faults=(rule,))
+    client = client_for(server, session)
+    path = "/inbox/senders" if route == "senders" else "/senders/quotas"
+    expected = (
+        f"GET {path}: HTTP 200: an HTML page, not the API's JSON: check api.base_url "
+        f"(now {server.base_url}; SendPilot's is https://api.sendpilot.ai/v1)"
+    )
+    if route == "senders":
+        with pytest.raises(ApiError) as info:
+            await client.senders()
+        assert str(info.value) == expected
+    else:
+        assert await client.quotas_if_available() == ({}, expected)
+
+
+async def test_the_apis_own_404_on_the_assumed_quotas_route_blames_no_base_url(
+    sandbox: SandboxFactory, session: aiohttp.ClientSession
+) -> None:
+    server = await sandbox(faults=(FaultRule("error", route="quotas", status=404),))
+    _, why = await client_for(server, session).quotas_if_available()
+    assert why == "GET /senders/quotas: HTTP 404: Not Found"

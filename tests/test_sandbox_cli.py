@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from campaign_runner.cli import cli
+from campaign_runner.config import load_settings
 
 
 @pytest.mark.parametrize(
@@ -61,7 +63,7 @@ def test_help_documents_the_fault_language() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
-async def test_serves_until_stopped(stop_signal: int) -> None:
+async def test_serves_until_stopped(stop_signal: int, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -89,9 +91,13 @@ async def test_serves_until_stopped(stop_signal: int) -> None:
         assert "export SENDPILOT_API_KEY=k-123" in banner
         assert "sender b: free, 3 invitations per 86400s" in banner
         assert "fault: error:503:nth=2" in banner
-        match = re.search(r"api\.base_url: (http://127\.0\.0\.1:\d+/v1)\n", banner)
+        # The snippet between the blank lines pastes into a config as it is.
+        match = re.search(r"YAML config .*\n\n((?:.+\n)+)\n", banner)
         assert match, banner
-        base_url = match.group(1)
+        config = tmp_path / "campaign-runner.yaml"
+        config.write_text(f"senders:\n  - id: a\n    daily_limit: 1\n{match.group(1)}")
+        base_url = load_settings(config).api.base_url
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", base_url), banner
         got = [await _connect(base_url, "k-123", "a", f"p{n}") for n in range(3)]
         got.append(await _connect(base_url, "k-123", "a", "known"))
         got.append(await _connect(base_url, "wrong", "a", "p9"))

@@ -482,6 +482,10 @@ async def test_stop_cuts_latency_short(
         ("body:201:invalid_utf8=true", FaultRule("body", status=201, invalid_utf8=True)),
         ("body:401:echo_key=yes", FaultRule("body", status=401, echo_key=True)),
         (
+            "body:404:content_type=text/html:text=<html>Not Found</html>",
+            FaultRule("body", status=404, content_type="text/html", text="<html>Not Found</html>"),
+        ),
+        (
             'body:times=1:text={"a": "b=c", "d": [1, 2]}:x',
             FaultRule("body", times=1, text='{"a": "b=c", "d": [1, 2]}:x'),
         ),
@@ -513,6 +517,7 @@ def test_parse_fault_spec(spec: str, expected: FaultRule) -> None:
         ("body:echo_key=true:text=hello", "echo_key needs the JSON answer"),
         ("body:invalid_utf8=perhaps", "invalid_utf8 must be true or false"),
         ("error:text=hello", "are for body faults"),
+        ("error:404:content_type=text/html", "are for body faults"),
         ("hang:location=/x", "location is for redirect faults"),
     ],
 )

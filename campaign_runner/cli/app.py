@@ -4,7 +4,8 @@ Exit codes (a contract: users' scripts and cron jobs depend on them):
 
 ====  ==========================================================================
 0     done: nothing left to send, nothing failed or unknown (``validate``: all rows valid)
-1     finished, but some rows are failed or unknown (``validate``: some invalid/duplicate)
+1     finished, but some rows are failed or unknown, or no row is valid (``validate``: some
+      invalid/duplicate)
 2     could not run: usage, config, unusable input, API key rejected, results file locked,
       refused or replaced mid-run, workspace ledger unusable
 3     stopped with rows still to send: capacity spent, ``--limit``, no usable sender

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
+import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +15,7 @@ if TYPE_CHECKING:
     # The sending stack (aiohttp, the runner, the sandbox) is imported by the commands
     # that use it, so that `validate` on a large file starts fast.
     from campaign_runner.campaign import Plan, Summary
+    from campaign_runner.planning import NotePreview
 
 
 class Output:
@@ -92,14 +95,26 @@ class Output:
                 )
             else:
                 self.info("no usable sender: nothing can be sent with the current senders")
+        # Last, so that it stands right above the question that sends them.
+        self.preview(plan.preview, plan.to_send)
 
-    def summary(self, summary: Summary, resume: list[str]) -> None:
+    def preview(self, preview: tuple[NotePreview, ...], to_send: int) -> None:
+        """The first rows to send: each note as it will leave, and the sender of each."""
+        if not preview:
+            return
+        shown = f"first {len(preview)} of {to_send}" if to_send > len(preview) else "rows"
+        self.info(f"{shown} to send, as they will leave ({QUOTING}):")
+        for p in preview:
+            self.info(f"  row {p.row} {p.url} -> {sender_text(p)}: {note_text(p.note)}")
+
+    def summary(self, summary: Summary, resume: list[str], exit_code: int) -> None:
         command = shlex.join(resume)
         renews = (
             datetime.fromtimestamp(summary.renews_at, tz=UTC).isoformat(timespec="seconds")
             if summary.renews_at
             else None
         )
+        nothing_valid = no_valid_row(summary.plan)
         if self.as_json:
             payload = {
                 "input": str(summary.plan.input_path),
@@ -109,10 +124,11 @@ class Output:
                 "totals": dict(summary.final),
                 "remaining": summary.remaining,
                 "interrupted": summary.interrupted,
-                "stopped_reason": summary.stopped_reason or None,
-                "exit_code": summary.exit_code,
+                "stopped_reason": summary.stopped_reason or nothing_valid or None,
+                "exit_code": exit_code,
                 "capacity_renews_at": renews,
                 "resume_command": command,
+                "preview": [preview_payload(p) for p in summary.plan.preview],
             }
             click.echo(json.dumps(payload, indent=2, sort_keys=True))
             return
@@ -120,6 +136,8 @@ class Output:
         totals = ", ".join(f"{v} {k}" for k, v in sorted(summary.final.items())) or "nothing yet"
         if summary.stopped_reason:
             self.info(f"stopped early: {summary.stopped_reason}")
+        if nothing_valid:
+            self.info(nothing_valid)
         self.info(f"this run: {this_run}")
         self.info(f"campaign so far: {totals}; {summary.remaining} still to send")
         self.info(f"results: {summary.plan.results_path}")
@@ -130,8 +148,8 @@ class Output:
             )
         if summary.final.get("failed"):
             self.info(f"to try failed rows again: {command} --retry-failed")
-        if renews and (summary.remaining or summary.interrupted):
-            self.info(f"capacity renews from {renews}")
+        if summary.renews_at and (summary.remaining or summary.interrupted):
+            self.info(f"capacity renews from {local_time(summary.renews_at, time.time())}")
         # Always the last line, so that scripts and people find it in the same place.
         self.info(f"to continue: {command}")
 
@@ -146,3 +164,79 @@ def duration(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f} days"
+
+
+def no_valid_row(plan: Plan) -> str:
+    """Why the spreadsheet gives a run nothing to send at all, or '' when it does.
+
+    A file whose every row is excluded (on a do-not-contact list) is intended, not a
+    problem; one whose rows are all invalid or duplicate, or that has no row, is.
+    """
+    counts = plan.counts
+    if counts.get("valid", 0) or (counts.get("excluded", 0) and not _bad_rows(plan)):
+        return ""
+    return (
+        f"no valid row: {counts.get('invalid', 0)} invalid, {counts.get('duplicate', 0)} "
+        f"duplicate: {shlex.join(['campaign-runner', 'validate', str(plan.input_path)])}"
+    )
+
+
+def _bad_rows(plan: Plan) -> int:
+    return plan.counts.get("invalid", 0) + plan.counts.get("duplicate", 0)
+
+
+# How notes are shown: as a JSON string, so that leading and trailing spaces, line breaks,
+# tabs and quotes are visible; the note sent is the text between the quotes, unescaped.
+QUOTING = 'notes in JSON quotes: "\\n" is a line break'
+
+
+def note_text(note: str) -> str:
+    """A note as a person checks it before it leaves: quoted, every space and break shown."""
+    return json.dumps(note, ensure_ascii=False) if note else "no note"
+
+
+def notes_delivered(premium: bool | None) -> str:
+    """Whether a sender delivers notes, in one word: premium, free or unknown."""
+    return {True: "premium", False: "free", None: "unknown"}[premium]
+
+
+def note_kind(premium: bool | None) -> str:
+    """What a sender does with a note, in a few words."""
+    return {
+        True: "premium",
+        False: "free: sent without the note",
+        None: "the note goes if premium",
+    }[premium]
+
+
+def sender_text(p: NotePreview) -> str:
+    """Who sends a previewed row, and whether the note goes with it."""
+    if not p.sender_id:
+        return "no sender free in this run"
+    if p.exact:
+        return f"{p.sender_id} ({note_kind(p.premium)})"
+    return f"first free sender, probably {p.sender_id} ({note_kind(p.premium)})"
+
+
+def preview_payload(p: NotePreview) -> dict[str, Any]:
+    return {
+        "row": p.row,
+        "linkedin_url": p.url,
+        "note": p.note,
+        "sender_id": p.sender_id or None,
+        "sender_certain": p.exact,
+        "sender_kind": notes_delivered(p.premium) if p.sender_id else None,
+    }
+
+
+def local_time(epoch: float, now: float) -> str:
+    """A moment as a person reads it: local time with its offset, never already past.
+
+    ``2026-12-01 14:05 +01:00``. Rounded up to the minute, so that it is never early;
+    ``now`` when it has come already.
+    """
+    if epoch <= now:
+        return "now"
+    moment = datetime.fromtimestamp(math.ceil(epoch / 60) * 60).astimezone()
+    offset = moment.strftime("%z")
+    return f"{moment:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"

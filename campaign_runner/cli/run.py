@@ -13,12 +13,14 @@ import click
 
 from campaign_runner.cli.app import (
     EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PROBLEMS,
     UserError,
     cli,
     user_errors,
 )
 from campaign_runner.cli.options import resume_command
-from campaign_runner.cli.render import Output
+from campaign_runner.cli.render import Output, no_valid_row
 from campaign_runner.cli.terminal import (
     confirm,
     install_signal_handlers,
@@ -31,7 +33,7 @@ from campaign_runner.config import Secret, SenderSettings, Settings, find_config
 if TYPE_CHECKING:
     # The sending stack (aiohttp, the runner, the sandbox) is imported by the commands
     # that use it, so that `validate` on a large file starts fast.
-    from campaign_runner.campaign import RunOptions, Summary
+    from campaign_runner.campaign import Plan, RunOptions, Summary
     from campaign_runner.sandbox import SandboxConfig, SandboxServer
 
 
@@ -87,14 +89,27 @@ def run(
 
     Validates INPUT, reads senders and their capacity from the API, prints the plan and
     asks for confirmation, then sends, recording every outcome in the results CSV as it
-    goes. Run the same command again to continue where it stopped.
+    goes. Run the same command again to continue where it stopped. The plan shows the
+    first notes exactly as they will leave, with the sender of each.
 
     \b
-    Rehearse offline against the embedded stand-in server:
+    Examples:
+      Rehearse offline against the embedded stand-in server:
         campaign-runner run sample_data/prospects.csv --sandbox
-    For real (key from the environment, senders from the config):
+      See the plan, send nothing:
+        campaign-runner run prospects.csv --config campaign-runner.yaml --dry-run
+      For real (key from the environment, senders from the config):
         export SENDPILOT_API_KEY=...
         campaign-runner run prospects.csv --config campaign-runner.yaml
+
+    \b
+    Exit codes (--dry-run exits as the run would leave the campaign):
+      0    done: nothing left to send, nothing failed or unknown
+      1    finished, but some rows are failed or unknown; or INPUT has no valid row
+      2    could not run: usage, config, unusable input, API key rejected, api.base_url
+           wrong, results file locked or refused, workspace ledger unusable
+      3    stopped with rows still to send: capacity spent, --limit, no usable sender
+      130  interrupted (Ctrl-C, SIGTERM) or not confirmed: run the same command again
     """
     # asyncio is imported by the commands that use it: `validate` starts faster without.
     import asyncio
@@ -138,8 +153,17 @@ def run(
         sys.exit(EXIT_INTERRUPTED)
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
-    out.summary(summary, resume)
-    sys.exit(summary.exit_code)
+    code = run_exit_code(summary)
+    out.summary(summary, resume, code)
+    sys.exit(code)
+
+
+def run_exit_code(summary: Summary) -> int:
+    """The run's exit code: the engine's, except that a spreadsheet without a single valid
+    row is a problem (1), not a campaign done (0): nothing could have been sent."""
+    if summary.exit_code == EXIT_OK and no_valid_row(summary.plan):
+        return EXIT_PROBLEMS
+    return summary.exit_code
 
 
 class NotConfirmed(Exception):
@@ -177,11 +201,17 @@ async def _run_campaign(
         if must_confirm:
             if not is_tty(stdin=True):
                 raise UserError("no terminal to confirm on: add --yes to send without confirmation")
-            if not confirm(f"Send {campaign.plan.now} invitations now?"):
+            if not confirm(confirmation(campaign.plan, settings.api.base_url)):
                 raise NotConfirmed
         progress = make_progress(progress_kind)
         install_signal_handlers(campaign, out)
         return await campaign.execute(progress)
+
+
+def confirmation(plan: Plan, base_url: str) -> str:
+    """The question asked before sending: how many, and where they go."""
+    where = f" (workspace {plan.workspace})" if plan.workspace else ""
+    return f"Send {plan.now} invitations now to {base_url}{where}?"
 
 
 # The sandbox compresses a day into this many seconds, so that a newcomer sees pacing

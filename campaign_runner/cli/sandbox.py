@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from campaign_runner.cli.app import (
     cli,
     user_errors,
 )
+from campaign_runner.config import API_KEY_ENV, DEFAULT_CONFIG_NAME
 
 if TYPE_CHECKING:
     # The sending stack (aiohttp, the runner, the sandbox) is imported by the commands
@@ -136,7 +138,8 @@ def sandbox(
                       the request's own URL); nothing is created
       body[:STATUS]   answer STATUS (default 200) with a raw body: text=TEXT (last: takes
                       the rest of the spec), nested=DEPTH, size=BYTES, invalid_utf8=true,
-                      else the real answer; echo_key=true puts the caller's key in it.
+                      else the real answer; echo_key=true puts the caller's key in it;
+                      content_type=TYPE serves it as TYPE (text/html: a web page).
                       A 2xx creates the invitation first; any other status creates nothing
     Selectors: route=connect|senders|quotas|*  nth=N (the Nth request to the route)
       sender=ID  recipient=URL|SLUG  times=N (fire at most N times)  rate=P (probability,
@@ -146,6 +149,7 @@ def sandbox(
     Examples: error:503:times=2  rate_limit:retry_after=2:times=3  hang:nth=5
               latency:seconds=0.5:rate=0.2  drop:recipient=john-doe  redirect:308
               body:200:nested=100000  body:text={"status": "queued"}
+              body:404:content_type=text/html:text=<html>Not Found</html>
     """
     import asyncio
 
@@ -220,9 +224,15 @@ def _print_sandbox_banner(
     base_url: str, config: SandboxConfig, fault_specs: tuple[str, ...]
 ) -> None:
     click.echo(f"SendPilot sandbox listening on {base_url} (nothing leaves this machine)")
-    click.echo("point campaign-runner at it with:")
-    click.echo(f"  export SENDPILOT_API_KEY={config.api_key}")
-    click.echo(f"  api.base_url: {base_url}")
+    click.echo("point campaign-runner at it: in the shell,")
+    click.echo(f"  export {API_KEY_ENV}={shlex.quote(config.api_key)}")
+    # Not indented, and set apart by blank lines, so that it pastes into a YAML file as
+    # it is: "api.base_url: URL" (the dotted form) would be a top-level key named so.
+    click.echo(f"and in the YAML config ({DEFAULT_CONFIG_NAME}, or --config FILE):")
+    click.echo("")
+    click.echo("api:")
+    click.echo(f"  base_url: {base_url}")
+    click.echo("")
     for s in config.senders:
         kind = "premium" if s.premium else "free"
         per = f"{s.capacity} invitations per {config.window_seconds:g}s"

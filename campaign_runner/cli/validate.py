@@ -16,7 +16,7 @@ from campaign_runner.cli.app import (
     cli,
     user_errors,
 )
-from campaign_runner.config import find_config, load_settings
+from campaign_runner.config import Settings, find_config, load_settings
 
 if TYPE_CHECKING:
     # The sending stack (aiohttp, the runner, the sandbox) is imported by the commands
@@ -47,6 +47,14 @@ SHOWN_PROBLEMS = 20
     help="A do-not-contact list (CSV/XLSX of profile URLs and/or a company column); "
     "repeatable, added to campaign.exclude of the config.",
 )
+@click.option(
+    "--preview",
+    "preview",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Show the first N valid rows' notes exactly as they will leave.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def validate(
     input_path: Path,
@@ -55,6 +63,7 @@ def validate(
     note_column: str | None,
     config_path: Path | None,
     exclude: tuple[Path, ...],
+    preview: int,
     as_json: bool,
 ) -> None:
     """Check a prospect spreadsheet (CSV or XLSX) without sending anything.
@@ -66,10 +75,14 @@ def validate(
     code 0: every row is valid or excluded; 1: some rows are invalid or duplicate; 2: the
     file (or the config, or a list) cannot be used at all.
 
+    --preview N shows the first N valid rows' notes as they will leave, in JSON quotes so
+    that spaces at either end and line breaks show.
+
     \b
     Example:
         campaign-runner validate prospects.csv --report prospects.report.csv
         campaign-runner validate prospects.csv --exclude do-not-contact.csv
+        campaign-runner validate prospects.csv --preview 5
     """
     # Imported here so that other commands do not pay for Arrow at startup.
     from campaign_runner.exclusions import load_exclusions
@@ -89,11 +102,57 @@ def validate(
     for warning in _validate_warnings(verdicts):
         click.echo(f"warning: {warning}", err=True)
     counts = verdicts.counts
+    shown = _preview_rows(verdicts, preview, settings)
     if as_json:
-        click.echo(json.dumps(_validate_payload(input_path, verdicts, report_path), indent=2))
+        payload = _validate_payload(input_path, verdicts, report_path)
+        click.echo(json.dumps({**payload, "preview": shown}, indent=2))
     else:
         _print_validate_summary(input_path, verdicts, counts, report_path)
+        _print_preview(shown, counts["valid"])
     sys.exit(EXIT_OK if counts["invalid"] + counts["duplicate"] == 0 else EXIT_PROBLEMS)
+
+
+def _preview_rows(verdicts: Verdicts, count: int, settings: Settings) -> list[dict[str, Any]]:
+    """The first ``count`` valid rows: their note as it will leave, and a pinned sender
+    with whether it delivers notes (as far as the config says; the API is not asked)."""
+    from campaign_runner.cli.render import notes_delivered
+    from campaign_runner.validation import STATUS_VALID
+
+    if count == 0:
+        return []
+    import pyarrow.compute as pc
+
+    table = verdicts.table
+    valid = table.filter(pc.equal(table["status"], STATUS_VALID)).slice(0, count)
+    rows = []
+    for item in valid.select(["row", "linkedin_url", "note", "sender_id"]).to_pylist():
+        configured = settings.sender(item["sender_id"]) if item["sender_id"] else None
+        premium = configured.premium if configured else None
+        rows.append(
+            {
+                "row": item["row"],
+                "linkedin_url": item["linkedin_url"],
+                "note": item["note"],
+                "sender_id": item["sender_id"] or None,
+                "sender_kind": notes_delivered(premium) if item["sender_id"] else None,
+            }
+        )
+    return rows
+
+
+def _print_preview(rows: list[dict[str, Any]], valid: int) -> None:
+    from campaign_runner.cli.render import QUOTING, note_kind, note_text
+
+    if not rows:
+        return
+    shown = f"first {len(rows)} of {valid}" if valid > len(rows) else f"the {len(rows)}"
+    click.echo(f"{shown} valid rows, as they will leave ({QUOTING}):")
+    for r in rows:
+        sender = "sender chosen when sent"
+        if r["sender_id"]:
+            premium = {"premium": True, "free": False}.get(r["sender_kind"])
+            sender = f"sender {r['sender_id']} ({note_kind(premium)})"
+        click.echo(f"  row {r['row']} {r['linkedin_url']} -> {sender}: {note_text(r['note'])}")
 
 
 def _validate_warnings(verdicts: Verdicts) -> list[str]:

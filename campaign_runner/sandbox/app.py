@@ -228,7 +228,8 @@ def _fault_error(rule: FaultRule) -> _Answer:
 def _raw_body(request: web.Request, rule: FaultRule, answer: _Answer) -> web.Response:
     """A body fault's answer: ``answer`` reshaped as the rule says (see the faults module)."""
     raw = _body_bytes(rule, answer.payload, request.headers.get("X-API-Key", ""))
-    return web.Response(status=rule.code, body=raw, content_type="application/json")
+    content_type = rule.content_type or "application/json"
+    return web.Response(status=rule.code, body=raw, content_type=content_type)
 
 
 def _body_bytes(rule: FaultRule, payload: dict[str, Any], key: str) -> bytes:

@@ -60,6 +60,8 @@ Doing (``kind``):
 
     ``echo_key`` adds the request's ``X-API-Key`` to the answer's ``message`` (error
     shape) or ``error`` (success shape) field, as a careless server might; not with ``text``.
+    ``content_type`` serves the body under another type than ``application/json``
+    (``text/html``: a website's or a proxy's page, as a wrong ``api.base_url`` meets).
 
 ``hang``, ``drop``, ``malformed`` and a 2xx ``body`` are the ambiguous outcomes a client
 must survive: the invitation exists, but the client cannot know it.
@@ -122,6 +124,7 @@ class FaultRule:
     size: int | None = None
     invalid_utf8: bool = False
     echo_key: bool = False
+    content_type: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -153,8 +156,10 @@ class FaultRule:
             raise ValueError("location is for redirect faults")
         sources = [self.text is not None, self.nested is not None, self.size is not None]
         sources.append(self.invalid_utf8)
-        if self.kind != "body" and (any(sources) or self.echo_key):
-            raise ValueError("text, nested, size, invalid_utf8 and echo_key are for body faults")
+        if self.kind != "body" and (any(sources) or self.echo_key or self.content_type):
+            raise ValueError(
+                "text, nested, size, invalid_utf8, echo_key and content_type are for body faults"
+            )
         if sum(sources) > 1:
             raise ValueError("give at most one of text, nested, size and invalid_utf8")
         if self.nested is not None and self.nested < 1:
@@ -240,7 +245,7 @@ class FaultPlan:
 _INT_FIELDS = {"nth", "times", "status", "nested", "size"}
 _FLOAT_FIELDS = {"rate", "seconds"}
 _BOOL_FIELDS = {"retry_after_date", "invalid_utf8", "echo_key"}
-_TEXT_FIELDS = {"route", "sender", "recipient", "message", "location", "text"}
+_TEXT_FIELDS = {"route", "sender", "recipient", "message", "location", "text", "content_type"}
 # The key whose value runs to the end of the spec, so that a body may hold ':' and '='.
 _REST_KEY = ":text="
 
@@ -251,7 +256,8 @@ def parse_fault_spec(spec: str) -> FaultRule:
     Keys are the rule's field names (``route``, ``nth``, ``sender``, ``recipient``,
     ``times``, ``rate``, ``status``, ``message``, ``retry_after`` (a number or ``none``),
     ``retry_after_date``, ``invalid_utf8`` and ``echo_key`` (``true``/``false``),
-    ``seconds``, ``location``, ``nested``, ``size``, ``text``). A bare number after
+    ``seconds``, ``location``, ``nested``, ``size``, ``content_type``, ``text``). A bare
+    number after
     ``error``, ``redirect`` or ``body`` is the status. Values may contain colons
     (``recipient=https://...``); ``text=`` must come last and takes the rest of the spec
     verbatim, ``=`` included. Raises ``ValueError`` with a readable reason.
