@@ -258,8 +258,9 @@ def plan_run(
     held: list[JournalRecord] = []
     if workspace is not None and workspace.holders:
         todo, held = _held_elsewhere(todo, workspace, marks, state)
+        initial = _initial_statuses(selection, [r.linkedin_url for r in held])
         for record in held:
-            counts[_initial_status(selection, record.linkedin_url)] -= 1
+            counts[initial.get(record.linkedin_url, "")] -= 1
             counts[ALREADY_INVITED] += 1
         records += _unrecorded(held, state)
     work, strays = _work_items(todo, {s.sender_id for s in senders})
@@ -381,9 +382,22 @@ def _held_elsewhere(
     return todo.filter(pa.array(keep, pa.bool_())), held
 
 
-def _initial_status(selection: Selection, url: str) -> str:
-    statuses = selection.todo.filter(pc.equal(selection.todo["linkedin_url"], url))["status"]
-    return str(statuses[0].as_py()) if len(statuses) else ""
+def _initial_statuses(selection: Selection, urls: list[str]) -> dict[str, str]:
+    """The recorded status of each of ``urls`` among the rows to send (its first row's).
+
+    One pass over the rows for all of them: filtering the table once per URL made a plan
+    with many people held elsewhere quadratic (25,000 held of 100,000 rows took 15 s).
+    """
+    todo = selection.todo
+    rows = todo.filter(
+        pc.is_in(todo["linkedin_url"], value_set=pa.array(urls, todo["linkedin_url"].type))
+    )
+    found: dict[str, str] = {}
+    for url, status in zip(
+        rows["linkedin_url"].to_pylist(), rows["status"].to_pylist(), strict=True
+    ):
+        found.setdefault(url, str(status))
+    return found
 
 
 def _unrecorded(records: list[JournalRecord], state: JournalState) -> list[JournalRecord]:
