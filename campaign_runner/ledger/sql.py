@@ -70,6 +70,10 @@ def schema(identity: str, real: str) -> list[str]:
         f"CREATE UNIQUE INDEX IF NOT EXISTS attempts_one_live ON attempts (url) "
         f"WHERE status IN {_LIVE}",
         "CREATE INDEX IF NOT EXISTS attempts_by_sender ON attempts (sender_id, at)",
+        # What a sender spent in the day and week (usage, claims), read from the index alone:
+        # without it every attempt of the week is also looked up in the table for its status.
+        f"CREATE INDEX IF NOT EXISTS attempts_spending "
+        f"ON attempts (sender_id, at, campaign_id, status) WHERE status IN {_SPENDING}",
         "CREATE INDEX IF NOT EXISTS attempts_by_campaign ON attempts (campaign_id)",
         # The sender's next free slot, and the campaign whose invitation set it.
         f"""CREATE TABLE IF NOT EXISTS senders (
