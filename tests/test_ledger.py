@@ -266,3 +266,78 @@ def test_runners_starting_at_once_on_a_new_ledger_all_open_it(
     assert [p.returncode for p in runs] == [0, 0, 0, 0], errors
     with workspace.open_ledger(database) as ledger:
         assert ledger.campaigns() == []
+
+
+def test_holders_take_more_urls_than_a_statement_has_parameters(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger()
+    a = ledger.campaign("a", "/a.csv", T0).id
+    claim(ledger, a, 7)
+    claim(ledger, a, 69_999)
+    # SQLite binds at most 32,766 parameters and PostgreSQL 65,535; duplicates count once.
+    asked = [url(n) for n in range(70_000)] + [url(7)] * 3
+    assert sorted(ledger.holders(asked)) == [url(69_999), url(7)]
+    assert ledger.holders([]) == {}
+
+
+def test_usage_counts_each_sender_and_campaign_in_the_day_and_week(
+    open_ledger: OpenLedger,
+) -> None:
+    ledger = open_ledger()
+    a, b = ledger.campaign("a", "/a.csv", T0).id, ledger.campaign("b", "/b.csv", T0).id
+    now = T0 + 10 * DAY
+    lines = [
+        ImportLine(url(1), "s1", "sent", now - 8 * DAY),  # before the week
+        ImportLine(url(2), "s1", "sent", now - 3 * DAY),
+        ImportLine(url(3), "s1", "unknown", now - 3600),
+        ImportLine(url(4), "s1", "failed", now - 60),  # spends nothing
+        ImportLine(url(5), "s1", "already_connected", now - 60),  # spends nothing
+        ImportLine(url(6), "s2", "sent", now - 7200),
+        ImportLine(url(7), "s3", "sent", now - 9 * DAY),  # a sender idle all week
+    ]
+    assert ledger.import_lines(a, lines) == 7
+    ledger.import_lines(b, [ImportLine(url(8), "s2", "sent", now - 2 * DAY)])
+    usage = ledger.usage(DAY, now)
+    assert sorted(usage) == ["s1", "s2"]
+    s1, s2 = usage["s1"], usage["s2"]
+    assert (s1.day, s1.week, s1.last_at, s1.oldest_in_day) == (1, 2, now - 3600, now - 3600)
+    assert (s1.day_by_campaign, s1.week_by_campaign) == ({a: 1}, {a: 2})
+    assert (s2.day, s2.week, s2.last_at, s2.oldest_in_day) == (1, 2, now - 7200, now - 7200)
+    assert (s2.day_by_campaign, s2.week_by_campaign) == ({a: 1}, {a: 1, b: 1})
+
+
+def test_import_checks_each_line_against_the_lines_before_it(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger()
+    other = ledger.campaign("other", "/other.csv", T0).id
+    claim(ledger, other, 9)
+    a = ledger.campaign("old", "/old.csv", T0).id
+    lines = [
+        ImportLine(url(1), "s1", "sent", T0 - 100),
+        ImportLine(url(1), "s1", "unknown", T0 - 50),  # url(1) is held by the line above
+        ImportLine(url(1), "s1", "failed", T0 - 100),  # that line's person and date
+        ImportLine(url(2), "s1", "failed", T0 - 100),
+        ImportLine(url(2), "s1", "failed", T0 - 100),  # the same line twice
+        ImportLine(url(2), "s1", "deferred", T0 - 90),
+        ImportLine(url(2), "s1", "sent", T0 - 100),  # a failure holds nobody
+        ImportLine(url(9), "s1", "sent", T0 - 100),  # held by another campaign
+        ImportLine(url(10), "s1", "invalid", T0 - 100),  # not an outcome
+    ]
+    assert ledger.import_lines(a, lines) == 4
+    assert ledger.import_lines(a, lines) == 0
+    assert ledger.totals() == {"pending": 1, "sent": 2, "failed": 1}
+    holders = ledger.holders([url(1), url(2), url(9)])
+    assert {u: (h.campaign, h.status) for u, h in holders.items()} == {
+        url(1): ("old", "sent"),
+        url(2): ("old", "sent"),
+        url(9): ("other", "pending"),
+    }
+
+
+def test_import_takes_more_lines_than_a_statement_has_parameters(
+    open_ledger: OpenLedger,
+) -> None:
+    ledger = open_ledger()
+    a = ledger.campaign("old", "/old.csv", T0).id
+    lines = [ImportLine(url(n), "s1", "sent", T0 - 8 * DAY + n) for n in range(40_000)]
+    assert ledger.import_lines(a, lines) == 40_000
+    assert ledger.import_lines(a, [*lines, ImportLine(url(40_000), "s1", "sent", T0)]) == 1
+    assert ledger.totals() == {"sent": 40_001}

@@ -11,7 +11,7 @@ This is the one module that imports psycopg: the rest of the package runs withou
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -79,6 +79,12 @@ class PostgresLedger(SqlLedger):
         # (a literal one would have to be written "%%" here).
         assert "%" not in text, f"a literal % in the ledger's SQL: {text}"
         return text.replace("?", "%s")
+
+    def _text_list(self) -> str:
+        return "SELECT value FROM unnest(?::text[]) AS t (value)"
+
+    def _text_list_value(self, texts: Sequence[str]) -> list[str]:
+        return list(texts)
 
     @contextmanager
     def _transaction(self) -> Iterator[Cursor]:

@@ -9,9 +9,10 @@ refused: claims are short.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,6 +59,12 @@ class SQLiteLedger(SqlLedger):
                 "INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO NOTHING",
                 (SCHEMA_VERSION,),
             )
+
+    def _text_list(self) -> str:
+        return "SELECT value FROM json_each(?)"
+
+    def _text_list_value(self, texts: Sequence[str]) -> str:
+        return json.dumps(list(texts))
 
     @contextmanager
     def _transaction(self) -> Iterator[Cursor]:
