@@ -24,7 +24,6 @@ Unfilled placeholders
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from campaign_runner.errors import ConfigError, InputError
-from campaign_runner.prospects import canonical_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -186,6 +184,12 @@ def parse_template(
 
 
 def _column_for(path: Path, placeholder: Placeholder, columns: Sequence[str]) -> str:
+    # Imported here, not above: the config parses its template with this module, and
+    # every command reads the config, but only those that read a spreadsheet need Arrow.
+    import difflib
+
+    from campaign_runner.prospects import canonical_name
+
     if placeholder.name in columns:
         return placeholder.name
     wanted = canonical_name(placeholder.name)
