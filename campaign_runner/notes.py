@@ -136,8 +136,8 @@ def parse_template(
     """Parse ``text`` into a :class:`NoteTemplate`.
 
     Raises :class:`ConfigError` (``source: key: problem``) for a brace that is never closed,
-    a lone ``}``, an empty placeholder, or literal text that itself holds placeholder
-    syntax (``{{first_name}}`` is the literal text ``{first_name}``, which would be sent
+    a lone ``}``, an empty placeholder, or literal text or a fallback that itself holds
+    placeholder syntax (``{{first_name}}`` is the literal text ``{first_name}``, which would be sent
     as written).
     """
     parts: list[str | Placeholder] = []
@@ -174,8 +174,10 @@ def parse_template(
             i += 1
     if literal:
         parts.append("".join(literal))
-    for part in parts:
-        if isinstance(part, str) and (found := find_placeholder(part)) is not None:
+    # What the template itself writes leaves as written: literal text and fallbacks.
+    written = [p if isinstance(p, str) else p.fallback or "" for p in parts]
+    for part in written:
+        if (found := find_placeholder(part)) is not None:
             raise fail(
                 f"its text holds {found}, which would be sent as written: a placeholder "
                 "is {column} (or {column|fallback}), and {{ }} are literal braces"

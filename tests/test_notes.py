@@ -194,6 +194,11 @@ def test_a_template_parses_into_text_and_placeholders() -> None:
             "{column} (or {column|fallback}), and {{ }} are literal braces",
         ),
         (
+            "Hi {first_name|[Name]}",
+            "its text holds [Name], which would be sent as written: a placeholder is "
+            "{column} (or {column|fallback}), and {{ }} are literal braces",
+        ),
+        (
             "Hi [First Name], at {company}",
             "its text holds [First Name], which would be sent as written: a placeholder is "
             "{column} (or {column|fallback}), and {{ }} are literal braces",
