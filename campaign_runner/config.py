@@ -98,6 +98,9 @@ class WorkspaceSettings:
 class CampaignSettings:
     # Do-not-contact lists (CSV or XLSX: profile URLs and/or a `company` column).
     exclude: tuple[Path, ...] = ()
+    # The note for rows without one of their own: `{column}` and `{column|fallback}`
+    # filled from the row (campaign_runner.notes). Checked when the config is read.
+    note_template: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,14 +217,17 @@ def load_settings(path: Path | None, environ: Mapping[str, str] = os.environ) ->
     )
     workspace_raw = reader.mapping(top.get("workspace", {}), "workspace", {"database"})
     database = environ.get(DATABASE_ENV) or reader.string(workspace_raw, "workspace.database", None)
-    campaign_raw = reader.mapping(top.get("campaign", {}), "campaign", {"exclude"})
+    campaign_raw = reader.mapping(top.get("campaign", {}), "campaign", {"exclude", "note_template"})
     return Settings(
         api=api,
         senders=_senders(reader, top.get("senders", [])),
         pacing=pacing,
         retry=retry,
         workspace=WorkspaceSettings(database=database or None),
-        campaign=CampaignSettings(exclude=_paths(reader, campaign_raw, "campaign.exclude", path)),
+        campaign=CampaignSettings(
+            exclude=_paths(reader, campaign_raw, "campaign.exclude", path),
+            note_template=_note_template(reader, campaign_raw),
+        ),
         source=path,
         warnings=tuple(warnings),
     )
@@ -238,6 +244,22 @@ def _paths(reader: _Reader, raw: dict[str, Any], key: str, config: Path | None) 
         raise ConfigError(reader.source, key, "must be a list of file paths")
     base = config.parent if config is not None else Path()
     return tuple(base / Path(v).expanduser() for v in value)
+
+
+def _note_template(reader: _Reader, raw: dict[str, Any]) -> str | None:
+    """The template as written (an empty one is none), parsed now so that a broken one is
+    a config error naming the key, before any spreadsheet is read."""
+    key = "campaign.note_template"
+    value = raw.get("note_template")
+    if value is not None and not isinstance(value, str):
+        # YAML reads an unquoted `{first_name} ...` as a mapping: say what to do.
+        raise ConfigError(reader.source, key, 'must be a string (quote it: "Hi {first_name}")')
+    if not value:
+        return None
+    from campaign_runner.notes import parse_template
+
+    parse_template(value, reader.source, key)
+    return value
 
 
 def _senders(reader: _Reader, raw: Any) -> tuple[SenderSettings, ...]:

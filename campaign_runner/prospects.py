@@ -155,6 +155,10 @@ def _canonical(name: str) -> str:
     return re.sub(r"[\s_\-.]+", "", name).casefold()
 
 
+# Public for note templates, whose placeholders name columns by this same rule.
+canonical_name = _canonical
+
+
 @dataclass(frozen=True)
 class _Columns:
     url: str | None

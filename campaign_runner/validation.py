@@ -14,6 +14,13 @@ Notes
     because LinkedIn free accounts cap notes at 200 (and send invitations from free
     accounts without the note at all).
 
+Templates and placeholders
+    With a note template (:mod:`campaign_runner.notes`), a row without its own note gets
+    the template rendered from its cells; a row whose placeholder has no value (and no
+    fallback) is ``invalid``, naming the column. Every note, the row's own or rendered,
+    that still holds placeholder syntax (``{first_name}``, ``[First Name]``...) is
+    ``invalid``. The rendered note is the one measured, reported and sent.
+
 Duplicates
     The same canonical URL twice: the first row that could be sent stays ``valid``, later
     ones are ``duplicate`` and name the row they repeat.
@@ -25,7 +32,7 @@ Speed
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +58,7 @@ from campaign_runner.arrowkit import (
 )
 from campaign_runner.csvio import FORMULA_FIRST_CHARS, escape_cell
 from campaign_runner.exclusions import Exclusions, fold_companies
+from campaign_runner.notes import BoundTemplate, NoteTemplate, parse_template, placeholder_reasons
 from campaign_runner.prospects import Prospects, load_prospects
 from campaign_runner.urls import (
     PROFILE_PREFIX,
@@ -99,14 +107,47 @@ def _note_lengths_chunk(notes: pa.Array) -> npt.NDArray[np.int64]:
     return lengths
 
 
-def _notes_chunk(notes: pa.Array) -> tuple[pa.Array, npt.NDArray[np.int64]]:
+def _blank_spaces(notes: pa.Array) -> pa.Array:
     """Whitespace-only notes become ``''`` (no note); every other note stays as written."""
     if notes.null_count:
         notes = notes.fill_null(str_scalar(""))
     space = pc.utf8_is_space(notes)
     if pc.any(space).as_py():
         notes = pc.if_else(space, str_scalar(""), notes)
-    return notes, _note_lengths_chunk(notes)
+    return notes
+
+
+@dataclass(frozen=True)
+class _NoteSource:
+    """Where each row's note comes from: its own cell, else the template."""
+
+    column: str | None
+    template: BoundTemplate | None
+
+    def columns(self) -> list[str]:
+        own = [self.column] if self.column is not None else []
+        return list(dict.fromkeys(own + (self.template.needed() if self.template else [])))
+
+    def chunk(self, cells: pa.RecordBatch) -> tuple[pa.Array, npt.NDArray[np.int64], pa.Array]:
+        """One chunk's notes, their lengths, and their problems (``''`` where none)."""
+        n = cells.num_rows
+        notes = blank_strings(n)
+        if self.column is not None:
+            notes = _blank_spaces(cells.column(self.column).cast(pa.string()))
+        problems = blank_strings(n)
+        if self.template is not None:
+            own = pc.not_equal(notes, str_scalar(""))
+            rendered = self.template.render(
+                {c: cells.column(c).cast(pa.string()) for c in self.template.needed()}, n
+            )
+            notes = pc.if_else(own, notes, _blank_spaces(rendered.notes))
+            for reason, missing in rendered.missing:
+                text = pc.if_else(pc.and_not(missing, own), str_scalar(reason), str_scalar(""))
+                problems = _join_reasons(problems, text)
+        unfilled = placeholder_reasons(notes)
+        if unfilled is not None:
+            problems = _join_reasons(problems, unfilled)
+        return notes, _note_lengths_chunk(notes), problems
 
 
 _FORMULA_BYTE = byte_table(FORMULA_FIRST_CHARS)  # cells a spreadsheet may execute
@@ -122,9 +163,10 @@ class ValidationResult:
     ``frame`` has exactly the columns of :data:`FRAME_COLUMNS`: ``row`` (int64, the
     spreadsheet row: header = 1, first prospect = 2), ``linkedin_url`` (canonical, ``''``
     when the URL is unusable), ``status`` (valid, invalid, duplicate), ``reason`` (``''``
-    for valid rows), ``note`` (exactly as given; ``''`` = no note), ``sender_id`` (``''``
-    when the file has no sender column) and ``warning``. ``notices`` are file-level
-    remarks (header names with stray spaces and the like).
+    for valid rows), ``note`` (exactly as given, or as the template rendered it; ``''`` =
+    no note), ``sender_id`` (``''`` when the file has no sender column) and ``warning``.
+    ``notices`` are file-level remarks (header names with stray spaces and the like).
+    ``note_template`` is the template that filled rows without their own note, as written.
     """
 
     source: Path
@@ -133,6 +175,7 @@ class ValidationResult:
     sender_column: str | None
     frame: pd.DataFrame
     notices: tuple[str, ...] = field(default=())
+    note_template: str | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -165,6 +208,7 @@ class Verdicts:
     sender_column: str | None
     table: pa.Table  # the columns of FRAME_COLUMNS
     notices: tuple[str, ...] = ()
+    note_template: str | None = None  # as written; fills the rows without their own note
 
     @property
     def counts(self) -> dict[str, int]:
@@ -210,6 +254,7 @@ class Verdicts:
             sender_column=self.sender_column,
             frame=self.table.to_pandas(),
             notices=self.notices,
+            note_template=self.note_template,
         )
 
 
@@ -219,14 +264,21 @@ def validate_file(
     url_column: str | None = None,
     note_column: str | None = None,
     exclusions: Exclusions | None = None,
+    note_template: str | None = None,
 ) -> ValidationResult:
     """Load the prospect spreadsheet at ``path`` and validate every row.
 
     Raises :class:`~campaign_runner.errors.InputError` (or ``ColumnNotFoundError``) when the
-    file cannot be used at all; row-level problems are results, not exceptions.
+    file cannot be used at all, a template placeholder naming a column it lacks included,
+    and :class:`~campaign_runner.errors.ConfigError` for a template that does not parse;
+    row-level problems are results, not exceptions.
     """
     return check_file(
-        path, url_column=url_column, note_column=note_column, exclusions=exclusions
+        path,
+        url_column=url_column,
+        note_column=note_column,
+        exclusions=exclusions,
+        note_template=note_template,
     ).result()
 
 
@@ -236,50 +288,91 @@ def check_file(
     url_column: str | None = None,
     note_column: str | None = None,
     exclusions: Exclusions | None = None,
+    note_template: str | None = None,
 ) -> Verdicts:
     """:func:`validate_file`, with the verdicts left in Arrow (see :class:`Verdicts`)."""
+    template = parse_template(note_template) if note_template is not None else None
+    # Which columns a template names is known only against the header, so with one every
+    # column is read, and those it does not name are dropped at once. On a million rows of
+    # 12 columns that cost 1.2x the time and 1.5x the peak memory of reading the few
+    # (benchmarks/bench_notes.py); an `extra_columns` hook in the loader would save it.
     prospects = load_prospects(
-        Path(path), url_column=url_column, note_column=note_column, all_columns=False
+        Path(path),
+        url_column=url_column,
+        note_column=note_column,
+        all_columns=template is not None,
     )
-    verdicts = check_prospects(prospects, exclusions)
+    if template is not None:
+        prospects = _narrowed(prospects, template.bind(prospects.source, prospects.columns))
+    verdicts = check_prospects(prospects, exclusions, template)
     del prospects  # its URLs as written, needed no more: free them before releasing memory
     release_unused()
     return verdicts
 
 
-def check_prospects(prospects: Prospects, exclusions: Exclusions | None = None) -> Verdicts:
+def _narrowed(prospects: Prospects, template: BoundTemplate) -> Prospects:
+    """``prospects`` holding only the columns validation reads."""
+    used = {
+        prospects.url_column,
+        prospects.note_column,
+        prospects.sender_column,
+        prospects.company_column,
+        *template.needed(),
+    }
+    keep = [c for c in prospects.table.column_names if c in used]
+    return replace(prospects, table=prospects.table.select(keep))
+
+
+def check_prospects(
+    prospects: Prospects,
+    exclusions: Exclusions | None = None,
+    template: NoteTemplate | str | None = None,
+) -> Verdicts:
     """Validate loaded :class:`Prospects`, leaving the verdicts in Arrow.
 
     Rows on a do-not-contact list (``exclusions``) are ``excluded``, naming the list; an
     invalid row stays invalid, and an excluded one is never the original of a duplicate.
+    With a note ``template``, rows without their own note get it rendered from their
+    cells; ``prospects`` must hold the columns it names (load them all, or at least those).
     """
     table, n = prospects.table, len(prospects)
     url_column = prospects.url_column
     assert url_column is not None, "loaded with require_url"
+    if isinstance(template, str):
+        template = parse_template(template)
+    bound = template.bind(prospects.source, prospects.columns) if template else None
+    source = _NoteSource(prospects.note_column, bound)
+    unread = [c for c in source.columns() if c not in table.column_names]
+    if unread:
+        raise ValueError(f"columns the note template needs were not loaded: {unread}")
     empty = pa.chunked_array([blank_strings(n)])
     with chunk_pool() as pool:
         # URLs first: the duplicate search needs them all, and runs here (Arrow releases
         # the GIL) while the pool's threads are still busy with the notes.
         url_jobs = [pool.submit(normalize_chunk, c) for c in string_chunks(table[url_column])]
         note_jobs = []
-        if prospects.note_column is not None:
-            note_jobs = [
-                pool.submit(_notes_chunk, c) for c in string_chunks(table[prospects.note_column])
-            ]
+        if source.column is not None or source.template is not None:
+            # A template without placeholders reads no column: the URLs give the chunks.
+            batches = table.select(source.columns() or [url_column]).to_batches()
+            note_jobs = [pool.submit(source.chunk, b) for b in batches]
         url_parts = [job.result() for job in url_jobs]
         urls = pa.chunked_array([u for u, _ in url_parts], pa.string())
         url_reasons = pa.chunked_array([r for _, r in url_parts], pa.string())
         codes = to_numpy(pa.chunked_array([c.indices for c in pc.dictionary_encode(urls).chunks]))
         note_parts = [job.result() for job in note_jobs]
     if note_parts:
-        notes = pa.chunked_array([p for p, _ in note_parts], pa.string())
-        lengths = np.concatenate([x for _, x in note_parts])
+        notes = pa.chunked_array([p for p, _, _ in note_parts], pa.string())
+        lengths = np.concatenate([x for _, x, _ in note_parts])
+        note_problems = pa.chunked_array([r for _, _, r in note_parts], pa.string())
     else:
-        notes, lengths = empty, np.zeros(n, dtype=np.int64)
+        notes, lengths, note_problems = empty, np.zeros(n, dtype=np.int64), empty
     too_long = lengths > NOTE_LIMIT
-    invalid = _nonempty(url_reasons) | too_long
+    invalid = _nonempty(url_reasons) | too_long | _nonempty(note_problems)
     status = invalid.astype(np.int8)
-    reasons = _join_reasons(url_reasons, _length_text(lengths, too_long, NOTE_LIMIT, empty))
+    reasons = _join_reasons(
+        _join_reasons(url_reasons, note_problems),
+        _length_text(lengths, too_long, NOTE_LIMIT, empty),
+    )
     rows = to_numpy(prospects.rows)
     excluded = np.zeros(n, dtype=bool)
     if exclusions:
@@ -323,6 +416,7 @@ def check_prospects(prospects: Prospects, exclusions: Exclusions | None = None) 
         sender_column=prospects.sender_column,
         table=table,
         notices=prospects.warnings,
+        note_template=template.text if template is not None else None,
     )
 
 

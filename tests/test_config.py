@@ -219,3 +219,50 @@ def test_workspace_database_from_config_or_environment(tmp_path: Path) -> None:
     url = "postgresql://team@db.internal/campaigns"
     assert load_settings(path, environ={"CAMPAIGN_RUNNER_DATABASE": url}).workspace.database == url
     assert load_settings(None, environ={}).workspace.database is None
+
+
+def test_the_note_template_is_read_as_written(tmp_path: Path) -> None:
+    text = "campaign:\n  note_template: 'Hi {first_name}, at {company|your company} #AI'\n"
+    settings = load_settings(config(tmp_path, text), environ={})
+    assert settings.campaign.note_template == "Hi {first_name}, at {company|your company} #AI"
+    assert load_settings(None, environ={}).campaign.note_template is None
+    empty = config(tmp_path, "campaign:\n  note_template: ''\n")
+    assert load_settings(empty, environ={}).campaign.note_template is None
+
+
+def test_the_example_note_template_loads_when_uncommented(tmp_path: Path) -> None:
+    example = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    assert "  # note_template: '" in example
+    path = config(tmp_path, example.replace("  # note_template: '", "  note_template: '"))
+    settings = load_settings(path, environ={})
+    assert settings.campaign.note_template == (
+        "Hi {first_name}, loved your work at {company|your company}!"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "campaign:\n  note_template: 'Hi {first_name'\n",
+            "campaign.note_template: '{' at character 4 is never closed (write '{{' for a brace)",
+        ),
+        (
+            "campaign:\n  note_template: 'Hi {{first_name}}'\n",
+            "campaign.note_template: its text holds {first_name}, which would be sent as written",
+        ),
+        (
+            "campaign:\n  note_template: {first_name}\n",
+            'campaign.note_template: must be a string (quote it: "Hi {first_name}")',
+        ),
+        (
+            "campaign:\n  note_templat: x\n",
+            "campaign.note_templat: unknown key (known here: exclude, note_template)",
+        ),
+    ],
+)
+def test_a_broken_note_template_is_a_config_error(tmp_path: Path, text: str, message: str) -> None:
+    path = config(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    assert str(caught.value).startswith(f"{path}: {message}")

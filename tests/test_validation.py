@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openpyxl
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -15,6 +16,8 @@ from helpers import naughty_strings
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from campaign_runner.errors import ConfigError, InputError
+from campaign_runner.prospects import load_prospects
 from campaign_runner.validation import (
     FRAME_COLUMNS,
     NOTE_LIMIT,
@@ -24,6 +27,7 @@ from campaign_runner.validation import (
     InvalidUrl,
     ValidationResult,
     check_file,
+    check_prospects,
     normalize_profile_url,
     normalize_urls,
     note_length,
@@ -357,14 +361,20 @@ def test_every_naughty_string_survives_as_a_note_or_is_refused_with_a_reason(
     frame = validate_file(path).frame
     assert len(frame) == len(notes)
     assert frame["row"].tolist() == list(range(2, 2 + len(notes)))
+    unfilled = []
     for note, (_, line) in zip(notes, frame.iterrows(), strict=True):
         if note.isspace() or not note:
             assert line["note"] == "", repr(note)
+        elif line["reason"].startswith("note holds an unfilled placeholder: "):
+            unfilled.append(note)
         elif line["status"] == STATUS_INVALID:
             assert note_length(note) > NOTE_LIMIT and line["reason"], repr(note)
         else:
             assert line["note"] == note, repr(note)
             assert line["status"] == STATUS_VALID
+    # The format-string and template probes ("{0}", "%s%s%s%s%s", "{% print ... %}"...):
+    # tests/test_notes.py names all seven.
+    assert len(unfilled) == 7
 
 
 def test_naughty_strings_as_urls_are_refused_with_reasons(tmp_path: Path) -> None:
@@ -373,6 +383,177 @@ def test_naughty_strings_as_urls_are_refused_with_reasons(tmp_path: Path) -> Non
     frame = validate_file(path).frame
     assert (frame["status"] == STATUS_INVALID).all()
     assert (frame["reason"] != "").all()
+
+
+# -- note templates and unfilled placeholders -------------------------------------------
+
+TEMPLATE = "Hi {first_name}, loved your work at {company|your company}!"
+MISSING_FIRST = "note template: {first_name} has no value in this row (column 'First Name')"
+
+
+def test_a_template_fills_each_row_from_its_cells(tmp_path: Path) -> None:
+    header = ["Person Linkedin Url", "First Name", "Company", "note"]
+    rows = [
+        [URL.format("ada-one"), "Ada", "Acme", ""],
+        [URL.format("bob-two"), "  Bob ", "   ", ""],  # cells trimmed; blank -> fallback
+        [URL.format("cy-three"), "", "Acme", ""],  # no value, no fallback
+        [URL.format("di-four"), "\\t", "Acme", "My own note, Di."],  # its own note wins
+        [URL.format("ed-five"), "Ed", "Initech", "   "],  # a blank note is no note
+        [URL.format("flo-six"), "Flo", "[Company Name]", ""],  # a cell holding a placeholder
+        [URL.format("gus-seven"), "Gus", "Acme", "Hi [First Name]!"],  # its own, unfilled
+    ]
+    path = write_csv(tmp_path / "p.csv", header, rows)
+    verdicts = check_file(path, note_template=TEMPLATE)
+    table = verdicts.table
+    assert verdicts.note_template == TEMPLATE
+    assert table["note"].to_pylist() == [
+        "Hi Ada, loved your work at Acme!",
+        "Hi Bob, loved your work at your company!",
+        "",
+        "My own note, Di.",
+        "Hi Ed, loved your work at Initech!",
+        "Hi Flo, loved your work at [Company Name]!",
+        "Hi [First Name]!",
+    ]
+    assert table["status"].to_pylist() == [
+        STATUS_VALID,
+        STATUS_VALID,
+        STATUS_INVALID,
+        STATUS_VALID,
+        STATUS_VALID,
+        STATUS_INVALID,
+        STATUS_INVALID,
+    ]
+    assert table["reason"].to_pylist() == [
+        "",
+        "",
+        MISSING_FIRST,
+        "",
+        "",
+        "note holds an unfilled placeholder: [Company Name]",
+        "note holds an unfilled placeholder: [First Name]",
+    ]
+
+
+def test_every_placeholder_without_a_value_is_named(tmp_path: Path) -> None:
+    header = ["linkedin_url", "first-name", "Job Title"]
+    rows = [[URL.format("jane-doe"), "", ""], ["https://www.linkedin.com/company/acme", "", "CTO"]]
+    path = write_csv(tmp_path / "p.csv", header, rows)
+    frame = validate_file(path, note_template="{First_Name}, fellow {job title}?").frame
+    assert frame["status"].tolist() == [STATUS_INVALID, STATUS_INVALID]
+    assert frame["reason"].tolist() == [
+        "note template: {First_Name} has no value in this row (column 'first-name'); "
+        "note template: {job title} has no value in this row (column 'Job Title')",
+        "a company page (/company/), not a person's profile; "
+        "note template: {First_Name} has no value in this row (column 'first-name')",
+    ]
+    assert frame["note"].tolist() == ["", ""]
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "reason", "warning"),
+    [
+        ("x" * 175, STATUS_VALID, "", ""),  # 25 + 175 = 200
+        ("x" * 176, STATUS_VALID, "", "note is 201 characters: LinkedIn free accounts cap"),
+        ("x" * 275, STATUS_VALID, "", "note is 300 characters"),
+        ("x" * 276, STATUS_INVALID, "note is 301 characters, the limit is 300", ""),
+        ("👋" * 138, STATUS_INVALID, "note is 301 characters, the limit is 300", ""),
+    ],
+)
+def test_the_rendered_note_is_the_one_measured(
+    tmp_path: Path, name: str, status: str, reason: str, warning: str
+) -> None:
+    template = "Hello {name}, great to connect!"  # 25 characters around the name
+    path = write_csv(tmp_path / "p.csv", ["linkedin_url", "name"], [[URL.format("jane"), name]])
+    frame = validate_file(path, note_template=template).frame
+    assert frame["note"].iloc[0] == f"Hello {name}, great to connect!"
+    assert frame["status"].iloc[0] == status
+    assert frame["reason"].iloc[0] == reason
+    assert frame["warning"].iloc[0].startswith(warning)
+    assert bool(frame["warning"].iloc[0]) == bool(warning)
+
+
+def test_a_template_without_placeholders_is_the_same_note_for_everyone(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "p.csv", ["linkedin_url"], [[URL.format("a-1")], [URL.format("b-2")]]
+    )
+    frame = validate_file(path, note_template="Great to connect! {{:-)}}").frame
+    assert frame["note"].tolist() == ["Great to connect! {:-)}"] * 2
+    assert frame["status"].tolist() == [STATUS_VALID] * 2
+
+
+def test_a_placeholder_naming_no_column_stops_the_whole_file(tmp_path: Path) -> None:
+    header = ["linkedin_url", "First Name", "Last Name", "Company"]
+    path = write_csv(tmp_path / "p.csv", header, [[URL.format("jane-doe"), "J", "D", "A"]])
+    with pytest.raises(InputError) as caught:
+        check_file(path, note_template="Hi {frist_name}")
+    assert str(caught.value) == (
+        f"{path}: note template: {{frist_name}} names no column of this file "
+        "(closest: 'First Name', 'Last Name')"
+    )
+
+
+def test_a_template_that_does_not_parse_is_a_config_error(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "p.csv", ["linkedin_url"], [[URL.format("jane-doe")]])
+    with pytest.raises(ConfigError) as caught:
+        check_file(path, note_template="Hi {first_name")
+    assert str(caught.value) == (
+        "note template: '{' at character 4 is never closed (write '{{' for a brace)"
+    )
+
+
+def test_a_template_fills_an_xlsx_sheet(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["LinkedIn", "First name", "Employees"])
+    sheet.append([URL.format("jane-doe"), "Jane", 250])
+    sheet.append([URL.format("john-doe"), None, 12])
+    path = tmp_path / "p.xlsx"
+    book.save(path)
+    frame = validate_file(path, note_template="Hi {first name|there}, {employees} people!").frame
+    assert frame["note"].tolist() == ["Hi Jane, 250 people!", "Hi there, 12 people!"]
+    assert frame["status"].tolist() == [STATUS_VALID, STATUS_VALID]
+
+
+def test_check_prospects_takes_the_template_and_needs_its_columns(tmp_path: Path) -> None:
+    header = ["linkedin_url", "first_name", "city"]
+    path = write_csv(tmp_path / "p.csv", header, [[URL.format("jane-doe"), "Jane", "Graz"]])
+    loaded = load_prospects(path)
+    verdicts = check_prospects(loaded, template="Servus {first_name} in {city}")
+    assert verdicts.table["note"].to_pylist() == ["Servus Jane in Graz"]
+    narrow = load_prospects(path, all_columns=False)
+    with pytest.raises(ValueError, match="not loaded"):
+        check_prospects(narrow, template="Servus {first_name}")
+
+
+@pytest.mark.parametrize(
+    ("note", "reason"),
+    [
+        ("Hi {first_name}, great to connect", "note holds an unfilled placeholder: {first_name}"),
+        ("Hi {{ firstName }}!", "note holds an unfilled placeholder: {{ firstName }}"),
+        ("Hi %FIRSTNAME%,", "note holds an unfilled placeholder: %FIRSTNAME%"),
+        ("Hi #firstName#,", "note holds an unfilled placeholder: #firstName#"),
+        ("Hi *|FNAME|*", "note holds an unfilled placeholder: *|FNAME|*"),
+        ("He said it [sic], 100% remote, C# #hiring <3", ""),
+    ],
+)
+def test_a_note_column_with_unfilled_placeholders_is_invalid(
+    tmp_path: Path, note: str, reason: str
+) -> None:
+    path = write_csv(tmp_path / "p.csv", ["linkedin_url", "note"], [[URL.format("jane"), note]])
+    frame = validate_file(path).frame
+    assert frame["status"].iloc[0] == (STATUS_INVALID if reason else STATUS_VALID)
+    assert frame["reason"].iloc[0] == reason
+    assert frame["note"].iloc[0] == note
+
+
+def test_a_long_note_with_a_placeholder_gives_both_reasons(tmp_path: Path) -> None:
+    note = "Hi [First Name], " + "x" * 290
+    path = write_csv(tmp_path / "p.csv", ["linkedin_url", "note"], [[URL.format("jane"), note]])
+    frame = validate_file(path).frame
+    assert frame["reason"].iloc[0] == (
+        "note holds an unfilled placeholder: [First Name]; note is 307 characters, the limit is 300"
+    )
 
 
 # -- report -----------------------------------------------------------------------------
@@ -417,14 +598,15 @@ def test_report_cells_that_spreadsheets_would_run_are_escaped(tmp_path: Path) ->
     assert lines[1]["reason"] == "-3"  # a plain number cannot run
 
 
-def test_checking_and_reporting_do_not_import_pandas(tmp_path: Path) -> None:
+@pytest.mark.parametrize("template", [None, "Hi from {linkedin_url}"])
+def test_checking_and_reporting_do_not_import_pandas(tmp_path: Path, template: str | None) -> None:
     # Importing pandas costs `validate` a tenth of its time on a million rows.
     rows = [[URL.format("jane-doe"), "x" * 250], ["=cmd", "x" * 301], [URL.format("Jane-Doe"), ""]]
     path = write_csv(tmp_path / "p.csv", ["linkedin_url", "note"], rows)
     code = (
         "import sys\n"
         "from campaign_runner.validation import check_file, write_report\n"
-        f"verdicts = check_file({str(path)!r})\n"
+        f"verdicts = check_file({str(path)!r}, note_template={template!r})\n"
         f"write_report(verdicts, {str(tmp_path / 'r.csv')!r})\n"
         "print(verdicts.counts, verdicts.problems(), verdicts.warnings(), verdicts.has_notes())\n"
         "print('pandas' in sys.modules)\n"
