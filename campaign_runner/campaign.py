@@ -50,6 +50,8 @@ class RunOptions:
     results_path: Path | None = None  # None: beside the input (see default_results_path)
     url_column: str | None = None
     note_column: str | None = None
+    note_template: str | None = None  # None: the config's campaign.note_template
+    sheet: str | None = None  # the workbook's sheet, by name or number (XLSX)
     limit: int | None = None
     retry_failed: bool = False
     retry_unknown: bool = False
@@ -90,6 +92,7 @@ class Campaign:
             url_column=options.url_column,
             note_column=options.note_column,
             exclusions=exclusions,
+            note_template=options.note_template or settings.campaign.note_template,
         )
         client, api = await _ask_api(settings, session, options.dry_run)
         rehearsal = options.sandbox or (client is not None and client.stand_in)

@@ -795,3 +795,37 @@ def test_an_html_404_on_connect_stops_the_run_instead_of_failing_every_row(
     assert connect_requests(server) == 1
     assert server.state.invitations == []
     assert final_counts(tmp_path / "p.results.csv") == {"deferred": 1}
+
+
+def test_a_note_template_is_rendered_and_sent_as_shown(serve: Serve, tmp_path: Path) -> None:
+    server = serve()
+    input_path = write_prospects(
+        tmp_path / "p.csv",
+        [(url(1), "Jane", ""), (url(2), "Bo", "My own note, Bo"), (url(3), "", "")],
+        header=("linkedin_url", "First Name", "note"),
+    )
+    config = config_for(tmp_path, server, senders=[("a", 100)])
+    template = "Hi {first_name|there}, glad to connect!"
+    args = ["run", str(input_path), "--config", str(config), "--yes", "--note-template", template]
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    notes = {i.linkedin_url: i.note for i in server.state.invitations}
+    assert notes == {
+        url(1): "Hi Jane, glad to connect!",
+        url(2): "My own note, Bo",  # a row's own note wins
+        url(3): "Hi there, glad to connect!",
+    }
+    assert '"Hi Jane, glad to connect!"' in result.output  # the preview showed it first
+    assert f"--note-template '{template}'" in result.output.strip().splitlines()[-1]
+
+
+def test_an_unfilled_placeholder_never_leaves(serve: Serve, tmp_path: Path) -> None:
+    server = serve()
+    input_path = write_prospects(
+        tmp_path / "p.csv", [(url(1), "Hi {first_name}, ..."), (url(2), "Hello!")]
+    )
+    config = config_for(tmp_path, server, senders=[("a", 100)])
+    result = invoke(["run", str(input_path), "--config", str(config), "--yes"])
+    assert result.exit_code == 0, result.output
+    assert [i.linkedin_url for i in server.state.invitations] == [url(2)]
+    assert "unfilled placeholder" in latest(tmp_path / "p.results.csv")[url(1)]["error"]

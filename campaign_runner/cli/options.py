@@ -2,19 +2,83 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
-from campaign_runner.cli.app import (
-    F,
+from campaign_runner.cli.app import F
+
+
+@dataclass(frozen=True)
+class InputChoice:
+    """How a command reads the spreadsheet: the options validate and run share."""
+
+    url_column: str | None = None
+    note_column: str | None = None
+    note_template: str | None = None
+    sheet: str | None = None
+    exclude: tuple[Path, ...] = ()
+
+    def words(self) -> list[str]:
+        """These options as command-line words, for the command that continues a run."""
+        words: list[str] = []
+        for flag, value in (
+            ("--url-column", self.url_column),
+            ("--note-column", self.note_column),
+            ("--note-template", self.note_template),
+            ("--sheet", self.sheet),
+        ):
+            if value is not None:
+                words += [flag, value]
+        for path in self.exclude:
+            words += ["--exclude", str(path)]
+        return words
+
+
+_INPUT_OPTIONS = (
+    click.option("--url-column", help="Column holding the LinkedIn profile URL."),
+    click.option("--note-column", help="Column holding the connection note."),
+    click.option(
+        "--note-template",
+        metavar="TEXT",
+        help="Note for rows without one, {column} filled from the row, {column|default} "
+        "for a default (wins over campaign.note_template).",
+    ),
+    click.option("--sheet", metavar="NAME|NUMBER", help="The workbook's sheet (XLSX)."),
+    click.option(
+        "--exclude",
+        multiple=True,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="A do-not-contact list (CSV/XLSX of profile URLs and/or a company column); "
+        "repeatable, added to campaign.exclude of the config.",
+    ),
 )
 
-if TYPE_CHECKING:
-    # The sending stack (aiohttp, the runner, the sandbox) is imported by the commands
-    # that use it, so that `validate` on a large file starts fast.
-    pass
+
+def input_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--url-column, --note-column, --note-template, --sheet and --exclude, handed to the
+    command as one ``inputs`` argument (an :class:`InputChoice`)."""
+
+    @functools.wraps(func)
+    def command(
+        *args: Any,
+        url_column: str | None,
+        note_column: str | None,
+        note_template: str | None,
+        sheet: str | None,
+        exclude: tuple[Path, ...],
+        **kwargs: Any,
+    ) -> Any:
+        inputs = InputChoice(url_column, note_column, note_template, sheet, tuple(exclude))
+        return func(*args, inputs=inputs, **kwargs)
+
+    for option in reversed(_INPUT_OPTIONS):
+        command = option(command)
+    return command
 
 
 def resume_command(
@@ -22,21 +86,15 @@ def resume_command(
     config_path: Path | None,
     results_path: Path | None,
     sandbox: bool,
-    url_column: str | None,
-    note_column: str | None,
-    exclude: tuple[Path, ...] = (),
+    inputs: InputChoice,
 ) -> list[str]:
+    """The exact command that continues this campaign."""
     words = ["campaign-runner", "run", str(input_path)]
     if config_path is not None:
         words += ["--config", str(config_path)]
     if results_path is not None:
         words += ["--results", str(results_path)]
-    if url_column:
-        words += ["--url-column", url_column]
-    if note_column:
-        words += ["--note-column", note_column]
-    for path in exclude:
-        words += ["--exclude", str(path)]
+    words += inputs.words()
     if sandbox:
         words.append("--sandbox")
     return words

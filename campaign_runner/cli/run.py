@@ -19,7 +19,7 @@ from campaign_runner.cli.app import (
     cli,
     user_errors,
 )
-from campaign_runner.cli.options import resume_command
+from campaign_runner.cli.options import InputChoice, input_options, resume_command
 from campaign_runner.cli.render import Output, no_valid_row
 from campaign_runner.cli.terminal import (
     confirm,
@@ -59,16 +59,7 @@ if TYPE_CHECKING:
     help="Send rows recorded as unknown again (the invitation may already exist).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@click.option("--url-column", help="Column holding the LinkedIn profile URL.")
-@click.option("--note-column", help="Column holding the connection note.")
-@click.option(
-    "--exclude",
-    "exclude",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="A do-not-contact list (CSV/XLSX of profile URLs and/or a company column); "
-    "repeatable, added to campaign.exclude of the config.",
-)
+@input_options
 def run(
     input_path: Path,
     config_path: Path | None,
@@ -81,9 +72,7 @@ def run(
     retry_failed: bool,
     retry_unknown: bool,
     as_json: bool,
-    url_column: str | None,
-    note_column: str | None,
-    exclude: tuple[Path, ...],
+    inputs: InputChoice,
 ) -> None:
     """Send a campaign: one connection request per valid row, paced per sender.
 
@@ -127,18 +116,18 @@ def run(
     options = RunOptions(
         input_path=input_path,
         results_path=results_path,
-        url_column=url_column,
-        note_column=note_column,
+        url_column=inputs.url_column,
+        note_column=inputs.note_column,
+        note_template=inputs.note_template,
+        sheet=inputs.sheet,
         limit=limit,
         retry_failed=retry_failed,
         retry_unknown=retry_unknown,
         dry_run=dry_run,
         sandbox=sandbox,
-        exclude=exclude,
+        exclude=inputs.exclude,
     )
-    resume = resume_command(
-        input_path, config_path, results_path, sandbox, url_column, note_column, exclude
-    )
+    resume = resume_command(input_path, config_path, results_path, sandbox, inputs)
     must_confirm = not (yes or sandbox or dry_run)
     progress_kind = "none" if (no_progress or as_json) else ("bar" if is_tty() else "log")
     # Until sending starts (and its own handlers take over), SIGTERM is a Ctrl-C: exit 130.

@@ -16,6 +16,7 @@ from campaign_runner.cli.app import (
     cli,
     user_errors,
 )
+from campaign_runner.cli.options import InputChoice, input_options
 from campaign_runner.config import Settings, find_config, load_settings
 
 if TYPE_CHECKING:
@@ -36,17 +37,8 @@ SHOWN_PROBLEMS = 20
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write a CSV with one line per row: row, linkedin_url, status, reason, warning.",
 )
-@click.option("--url-column", help="Column holding the LinkedIn profile URL.")
-@click.option("--note-column", help="Column holding the connection note.")
+@input_options
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config file.")
-@click.option(
-    "--exclude",
-    "exclude",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="A do-not-contact list (CSV/XLSX of profile URLs and/or a company column); "
-    "repeatable, added to campaign.exclude of the config.",
-)
 @click.option(
     "--preview",
     "preview",
@@ -59,10 +51,8 @@ SHOWN_PROBLEMS = 20
 def validate(
     input_path: Path,
     report_path: Path | None,
-    url_column: str | None,
-    note_column: str | None,
+    inputs: InputChoice,
     config_path: Path | None,
-    exclude: tuple[Path, ...],
     preview: int,
     as_json: bool,
 ) -> None:
@@ -90,9 +80,13 @@ def validate(
 
     with user_errors():
         settings = load_settings(find_config(config_path))
-        exclusions = load_exclusions([*settings.campaign.exclude, *exclude])
+        exclusions = load_exclusions([*settings.campaign.exclude, *inputs.exclude])
         verdicts = check_file(
-            input_path, url_column=url_column, note_column=note_column, exclusions=exclusions
+            input_path,
+            url_column=inputs.url_column,
+            note_column=inputs.note_column,
+            exclusions=exclusions,
+            note_template=inputs.note_template or settings.campaign.note_template,
         )
     if report_path is not None:
         try:
