@@ -222,25 +222,22 @@ class SqlLedger(Ledger):
     def _full_until(
         self, q: _Q, sender_id: str, limit: SenderLimits, window: float, now: float
     ) -> float | None:
-        """When the sender's spent day or week frees a slot, or None while it has room."""
+        """When the sender's spent day or week frees a slot, or None while it has room.
+
+        The span is full when it holds ``cap`` attempts; then the ``cap``-th newest is the
+        one whose leaving frees a slot. Reading newest first, at most ``cap`` entries of the
+        spending index are touched, however long the sender's history.
+        """
         for span, cap in ((window, limit.daily_limit), (WEEK_WINDOWS * window, limit.weekly_limit)):
+            if cap <= 0:
+                return now + span  # a limit of zero: never, in effect
             row = q.one(
-                f"SELECT COUNT(*), MIN(at) FROM attempts WHERE sender_id = ? "
-                f"AND status IN {_SPENDING} AND at >= ?",
-                (sender_id, now - span),
+                f"SELECT at FROM attempts WHERE sender_id = ? AND status IN {_SPENDING} "
+                f"AND at >= ? ORDER BY at DESC LIMIT 1 OFFSET ?",
+                (sender_id, now - span, cap - 1),
             )
-            assert row is not None
-            if int(row[0]) >= cap:
-                if int(row[0]) == 0:
-                    return now + span  # a limit of zero: never, in effect
-                # The oldest attempt of the span leaves it first; more may have to.
-                nth = q.one(
-                    f"SELECT at FROM attempts WHERE sender_id = ? AND status IN {_SPENDING} "
-                    f"AND at >= ? ORDER BY at LIMIT 1 OFFSET ?",
-                    (sender_id, now - span, int(row[0]) - cap),
-                )
-                assert nth is not None
-                return float(nth[0]) + span
+            if row is not None:
+                return float(row[0]) + span
         return None
 
     def settle(self, outcomes: Sequence[Settle], now: float) -> None:
