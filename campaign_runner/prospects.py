@@ -10,8 +10,9 @@ What real exports look like, and what this module does about it:
 * Every cell is text, exactly as written: no ``NaN``/``NULL``/``True`` conversion and no
   stripping (``dtype=str, keep_default_na=False`` in pandas terms).
 * Rows are numbered as a spreadsheet shows them (header = 1, first prospect = 2); a quoted
-  multi-line cell is one row, a blank line is a row (with empty cells). Blank lines at the
-  very end of a file are not rows.
+  multi-line cell is one row, a blank line is a row (with empty cells). Lines at the very
+  end of a file that are blank or empty in every column (``,,,``: Google Sheets and Excel
+  leave them) are not rows.
 
 CSV goes through Arrow's multi-threaded reader (``pyarrow.csv``), reading only the columns
 asked for: it is several times faster than pandas' parser on million-row files. Columns are
@@ -333,8 +334,7 @@ def _load_csv(
     cols = _choose_columns(path, names, url_column, note_column, require_url)
     wanted = cols.wanted()
     include = names if all_columns else [n for n in names if n in wanted]
-    table = _read_table(path, fmt, names, include)
-    table = _drop_trailing_blank_rows(path, fmt.encoding, table)
+    table = _read_table(path, fmt, names, include, _content_end(path, fmt))
     if table.num_rows == 0:
         raise InputError(path, "has a header but no prospect rows")
     # Excel hides a ``sep=`` line, so the header is row 1 and the first prospect row 2.
@@ -354,7 +354,9 @@ def _load_csv(
     )
 
 
-def _read_table(path: Path, fmt: _CsvFormat, names: list[str], include: list[str]) -> pa.Table:
+def _read_table(
+    path: Path, fmt: _CsvFormat, names: list[str], include: list[str], end: int
+) -> pa.Table:
     encodings = [fmt.encoding]
     if fmt.encoding == "utf-8":
         encodings += ["cp1252", "latin-1"]
@@ -363,7 +365,7 @@ def _read_table(path: Path, fmt: _CsvFormat, names: list[str], include: list[str
     last_error = ""
     for encoding in encodings:
         try:
-            return _arrow_read(path, fmt, encoding, names, include)
+            return _arrow_read(path, fmt, encoding, names, include, end)
         except UnicodeDecodeError:
             continue
         except pa.ArrowInvalid as exc:
@@ -378,7 +380,7 @@ def _read_table(path: Path, fmt: _CsvFormat, names: list[str], include: list[str
 
 
 def _arrow_read(
-    path: Path, fmt: _CsvFormat, encoding: str, names: list[str], include: list[str]
+    path: Path, fmt: _CsvFormat, encoding: str, names: list[str], include: list[str], end: int
 ) -> pa.Table:
     from pyarrow import csv as pacsv
 
@@ -401,7 +403,12 @@ def _arrow_read(
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
-    return pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+    options = {"read_options": read, "parse_options": parse, "convert_options": convert}
+    if end >= path.stat().st_size:
+        return pacsv.read_csv(path, **options)
+    # Only the rows up to ``end``: mapped, not copied, so a large file costs no more memory.
+    with pa.memory_map(str(path)) as mapped:
+        return pacsv.read_csv(pa.BufferReader(mapped.read_buffer(end)), **options)
 
 
 def _ragged_row_error(path: Path, fmt: _CsvFormat, width: int) -> InputError:
@@ -424,30 +431,40 @@ def _ragged_row_error(path: Path, fmt: _CsvFormat, width: int) -> InputError:
     return InputError(path, "rows have different numbers of cells")
 
 
-def _drop_trailing_blank_rows(path: Path, encoding: str, table: pa.Table) -> pa.Table:
-    """Blank lines at the end of a file are not rows; Arrow reads each as one."""
-    extra = _trailing_blank_lines(path, encoding)
-    if extra == 0 or table.num_rows == 0:
-        return table
-    extra = min(extra, table.num_rows)
-    tail = table.slice(table.num_rows - extra)
-    blank = all(all(v == "" for v in column.to_pylist()) for column in tail.columns)
-    return table.slice(0, table.num_rows - extra) if blank else table
+def _content_end(path: Path, fmt: _CsvFormat) -> int:
+    """Where the file's last row with a cell in it ends, in bytes (after its line break).
 
-
-def _trailing_blank_lines(path: Path, encoding: str) -> int:
+    Google Sheets and Excel end exports with lines empty in every column (``,,,``, ``;;;``
+    or ``"",""``), and every file may end in blank lines: none of these is a prospect. Read
+    backwards in growing blocks until a line with content shows up. Such a line cannot lie
+    inside a quoted cell: holding no lone quote, it could never close one.
+    """
+    junk = re.compile(f'(?:""|{re.escape(fmt.delimiter)})*')
+    wide = 2 if fmt.encoding.startswith("utf-16") else 1  # bytes per character here
     with path.open("rb") as fh:
         size = fh.seek(0, io.SEEK_END)
-        fh.seek(max(0, size - 4096))
-        tail = fh.read()
+        block = 4096
+        while True:
+            start = max(0, size - block)
+            start -= start % wide
+            fh.seek(start)
+            text = _decode_tail(fh.read(), fmt.encoding)
+            lines = re.split(r"(\r\n|\r|\n)", text)
+            # lines alternates text, break, text, ...; the first piece may be cut short.
+            kept = len(lines)
+            while kept > 1 and junk.fullmatch(lines[kept - 1]):
+                kept -= 2
+            if kept > 1 or start == 0:
+                dropped = "".join(lines[kept + 1 :]) if kept < len(lines) else ""
+                return size - len(dropped) * wide
+            block *= 4
+
+
+def _decode_tail(tail: bytes, encoding: str) -> str:
     if encoding.startswith("utf-16"):
         codec = "utf-16-be" if encoding == "utf-16-be" or tail[-2:-1] == b"\x00" else "utf-16-le"
-        text = tail[len(tail) % 2 :].decode(codec, errors="replace")
-    else:
-        text = tail.decode("latin-1")
-    ending = text[len(text.rstrip("\r\n")) :]
-    breaks = ending.replace("\r\n", "\n").replace("\r", "\n").count("\n")
-    return max(0, breaks - 1)
+        return tail.decode(codec, errors="replace")
+    return tail.decode("latin-1")  # one character per byte: offsets stay byte offsets
 
 
 # -- XLSX -------------------------------------------------------------------------------
