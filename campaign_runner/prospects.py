@@ -10,12 +10,22 @@ What real exports look like, and what this module does about it:
 * Every cell is text, exactly as written: no ``NaN``/``NULL``/``True`` conversion and no
   stripping (``dtype=str, keep_default_na=False`` in pandas terms).
 * Rows are numbered as a spreadsheet shows them (header = 1, first prospect = 2); a quoted
-  multi-line cell is one row, a blank line is a row (with empty cells). Blank lines at the
-  very end of a file are not rows.
+  multi-line cell is one row, a blank line is a row (with empty cells). Lines at the very
+  end of a file that are blank or empty in every column (``,,,``: Google Sheets and Excel
+  leave them) are not rows.
 
 CSV goes through Arrow's multi-threaded reader (``pyarrow.csv``), reading only the columns
-asked for: it is several times faster than pandas' parser on million-row files. Columns are
-found by name among common aliases, ignoring case, spaces, ``_`` and ``-``.
+asked for: it is several times faster than pandas' parser on million-row files.
+
+Workbooks (:mod:`campaign_runner.xlsx`): a sheet by name or number, else the first with a
+URL column; title rows above the header skipped (and said); numbers and dates as the
+sheet shows them; a URL cell showing other text ("View profile") yields its link. Rows
+keep the numbers the sheet shows; empty rows are left out.
+
+Columns are found by name among common aliases, ignoring case, spaces, ``_`` and ``-``.
+A plural or CRM-style name (``Notes``, ``Comments``) is never taken as the note: exports
+keep internal remarks there. What was chosen, and columns that may have been meant, are
+said in :attr:`Prospects.column_notes`; a missing column's error suggests the closest.
 """
 
 from __future__ import annotations
@@ -24,16 +34,19 @@ import codecs
 import contextlib
 import csv
 import io
+import itertools
 import re
-import warnings
-from collections.abc import Generator, Iterable, Iterator, Sequence
+import shlex
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
+from campaign_runner import xlsx
 from campaign_runner.errors import ColumnNotFoundError, InputError
 
 if TYPE_CHECKING:
@@ -61,8 +74,39 @@ NOTE_ALIASES = (
     "invitation_message",
     "invite_note",
     "message",
-    "notes",
 )
+# Never taken as the note, only mentioned: a plural or CRM-style name is where exports keep
+# internal remarks ("DO NOT CONTACT - lawyer involved"), not words meant for the prospect.
+CRM_NOTE_NAMES = ("notes", "comment", "comments", "remark", "remarks", "description")
+# Parts of a column name that suggest notes meant for the prospect, in several languages.
+NOTE_HINTS = (
+    "note",
+    "message",
+    "msg",
+    "nachricht",
+    "notiz",
+    "bemerkung",
+    "kommentar",
+    "anschreiben",
+    "icebreaker",
+    "opener",
+    "opening",
+    "intro",
+    "greeting",
+    "personali",
+    "firstline",
+    "pitch",
+    "mensaje",
+    "mensagem",
+    "messaggio",
+    "bericht",
+    "comment",
+    "remark",
+    "description",
+)
+NO_URL = "LinkedIn URL"  # what a ColumnNotFoundError wants when no URL column is found
+# How many rows below the header are looked at to find columns that hold LinkedIn URLs.
+SAMPLE_ROWS = 50
 SENDER_ALIASES = ("sender_id", "senderId", "sender")
 COMPANY_ALIASES = (
     "company",
@@ -98,6 +142,10 @@ class Prospects:
     sender columns when the loader was asked for just those), under their header names as
     written (duplicate names get ``.1``, ``.2``). ``rows`` holds each row's spreadsheet row
     number. ``warnings`` are things the user should hear about but that do not stop a run.
+    ``column_notes`` say, one sentence each, which sheet and columns were read and which
+    were not ("profile URL from 'Person Linkedin Url'", "no note column: invitations go
+    without a note", "column 'Nachricht' may hold notes: use --note-column Nachricht to
+    send it"): the commands print them before anything is sent.
     """
 
     source: Path
@@ -109,6 +157,8 @@ class Prospects:
     rows: pa.Array
     warnings: tuple[str, ...] = ()
     company_column: str | None = None
+    column_notes: tuple[str, ...] = ()
+    sheet: str | None = None  # the workbook sheet read; None for CSV
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
@@ -125,10 +175,17 @@ def load_prospects(
     url_column: str | None = None,
     note_column: str | None = None,
     *,
+    sheet: str | int | None = None,
     all_columns: bool = True,
     require_url: bool = True,
 ) -> Prospects:
     """Read a prospect CSV or XLSX file into :class:`Prospects`.
+
+    ``sheet`` picks a workbook's sheet by name or 1-based number; by default the first
+    sheet with a URL column is read (else the first). Up to ``TITLE_ROWS`` title rows above
+    a sheet's header are skipped, when a row below them names a URL column. Numbers and
+    dates are read as the sheet shows them, and a URL cell showing other text ("View
+    profile") yields the link behind it.
 
     The URL and note columns are found among common aliases unless named (``url_column``,
     ``note_column``: exact name first, then ignoring case and spaces); an optional sender
@@ -137,14 +194,18 @@ def load_prospects(
     much cheaper for large files. Raises :class:`InputError` for a file that cannot be used
     (missing, empty, not a spreadsheet, ragged rows) and :class:`ColumnNotFoundError` when
     no URL column is found, naming the columns that were (unless ``require_url`` is
-    false, as for do-not-contact lists that may hold only companies).
+    false, as for do-not-contact lists that may hold only companies). Those errors suggest
+    the closest columns, and for a missing URL column the columns and sheets that hold
+    LinkedIn URLs.
     """
     path = Path(path)
     head = _read_head(path)
     if head.startswith(b"PK\x03\x04"):
-        return _load_xlsx(path, url_column, note_column, all_columns, require_url)
+        return _load_xlsx(path, url_column, note_column, sheet, all_columns, require_url)
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise InputError(path, "old Excel .xls format: save it as .xlsx or CSV (UTF-8)")
+    if sheet is not None:
+        raise InputError(path, f"sheet {sheet!r} asked for, but a CSV file has no sheets")
     return _load_csv(path, head, url_column, note_column, all_columns, require_url)
 
 
@@ -179,7 +240,8 @@ def _find_column(
             return explicit
         matches = [n for n in names if _canonical(n) == _canonical(explicit)]
         if not matches:
-            raise ColumnNotFoundError(path, f"{wanted} column {explicit!r}", list(names))
+            error = ColumnNotFoundError(path, repr(explicit), list(names))
+            raise _with_hint(error, _closest_hint(explicit, names, wanted))
         return matches[0]
     by_canonical: dict[str, str] = {}
     for name in names:
@@ -188,6 +250,55 @@ def _find_column(
         if _canonical(alias) in by_canonical:
             return by_canonical[_canonical(alias)]
     return None
+
+
+def _closest(word: str, names: Sequence[str], cutoff: float = 0.6) -> list[str]:
+    """Column names closest to ``word``, compared as columns are (case, spaces, ``_``)."""
+    by_canonical: dict[str, str] = {}
+    for name in names:
+        by_canonical.setdefault(_canonical(name), name)
+    close = get_close_matches(_canonical(word), list(by_canonical), n=3, cutoff=cutoff)
+    return [by_canonical[c] for c in close]
+
+
+def _closest_hint(word: str, names: Sequence[str], wanted: str) -> str:
+    close = _closest(word, names)
+    if not close:
+        return f"asked for as the {wanted} column"
+    return f"did you mean {' or '.join(repr(c) for c in close)}? (asked for as the {wanted} column)"
+
+
+def _with_hint(error: ColumnNotFoundError, hint: str) -> ColumnNotFoundError:
+    """The same error with a suggestion after its one line (errors.py draws no hint)."""
+    if hint:
+        error.reason = f"{error.reason}; {hint}"
+        error.args = (f"{error.path}: {error.reason}",)
+    return error
+
+
+def _url_values_hint(columns: Mapping[str, Sequence[str]]) -> str:
+    """The columns whose first cells hold LinkedIn profile URLs, with the flag to use one."""
+    holding = []
+    for name, cells in columns.items():
+        filled = [c for c in cells if c.strip()]
+        hits = sum(1 for c in filled if "linkedin.com/" in c.lower())
+        if hits and 2 * hits >= len(filled):
+            holding.append(name)
+    if not holding:
+        return ""
+    said = " and ".join(repr(n) for n in holding)
+    verb = "holds" if len(holding) == 1 else "hold"
+    return f"{said} {verb} LinkedIn URLs: use --url-column {shlex.quote(holding[0])}"
+
+
+def _url_name_hint(names: Sequence[str]) -> str:
+    close: list[str] = []
+    for alias in URL_ALIASES:
+        close += [c for c in _closest(alias, names, cutoff=0.75) if c not in close]
+    if not close:
+        return ""
+    shown = " or ".join(repr(c) for c in close[:3])
+    return f"did you mean {shown}? (use --url-column {shlex.quote(close[0])})"
 
 
 def _choose_columns(
@@ -206,7 +317,7 @@ def _choose_columns(
                 "with a column named linkedin_url",
                 row=1,
             )
-        raise ColumnNotFoundError(path, "LinkedIn URL", list(names))
+        raise ColumnNotFoundError(path, NO_URL, list(names))  # hints added by the caller
     note = _find_column(path, names, "note", note_column, NOTE_ALIASES)
     sender = _find_column(path, names, "sender", None, SENDER_ALIASES)
     company = _find_column(path, names, "company", None, COMPANY_ALIASES)
@@ -216,6 +327,37 @@ def _choose_columns(
         for n in spaced
     )
     return _Columns(url=url, note=note, sender=sender, warnings=notes, company=company)
+
+
+def _column_notes(
+    names: Sequence[str],
+    cols: _Columns,
+    url_details: Sequence[str] = (),
+    note_details: Sequence[str] = (),
+) -> list[str]:
+    """The columns used and the ones that may be meant, one sentence each."""
+    notes = [f"profile URL from {cols.url!r}", *url_details] if cols.url else []
+    if cols.note is not None:
+        notes += [f"note from {cols.note!r}", *note_details]
+    else:
+        notes.append("no note column: invitations go without a note")
+    used = set(cols.wanted())
+    for name in names:
+        canonical = _canonical(name)
+        if name in used or not canonical or not any(h in canonical for h in NOTE_HINTS):
+            continue
+        flag = f"use --note-column {shlex.quote(name)} to send it"
+        instead = f" instead of {cols.note!r}" if cols.note is not None else ""
+        if canonical in CRM_NOTE_NAMES or canonical.rstrip("s") in CRM_NOTE_NAMES:
+            notes.append(
+                f"column {name!r} is not taken as the note (a name like this often holds "
+                f"internal remarks): {flag}{instead}"
+            )
+        else:
+            notes.append(f"column {name!r} may hold notes: {flag}{instead}")
+    if cols.sender is not None:
+        notes.append(f"sender from {cols.sender!r}")
+    return notes
 
 
 def _unique_names(names: Sequence[str]) -> list[str]:
@@ -334,11 +476,16 @@ def _load_csv(
 ) -> Prospects:
     fmt = _sniff_format(path, head)
     names = _unique_names(fmt.header)
-    cols = _choose_columns(path, names, url_column, note_column, require_url)
+    try:
+        cols = _choose_columns(path, names, url_column, note_column, require_url)
+    except ColumnNotFoundError as exc:
+        if exc.wanted != NO_URL:
+            raise
+        hint = _url_values_hint(_csv_sample(head, fmt, names)) or _url_name_hint(names)
+        raise _with_hint(exc, hint) from None
     wanted = cols.wanted()
     include = names if all_columns else [n for n in names if n in wanted]
-    table = _read_table(path, fmt, names, include)
-    table = _drop_trailing_blank_rows(path, fmt.encoding, table)
+    table = _read_table(path, fmt, names, include, _content_end(path, fmt))
     if table.num_rows == 0:
         raise InputError(path, "has a header but no prospect rows")
     # Excel hides a ``sep=`` line, so the header is row 1 and the first prospect row 2.
@@ -355,10 +502,27 @@ def _load_csv(
         rows=rows,
         warnings=cols.warnings,
         company_column=cols.company,
+        column_notes=tuple(_column_notes(names, cols)),
     )
 
 
-def _read_table(path: Path, fmt: _CsvFormat, names: list[str], include: list[str]) -> pa.Table:
+def _csv_sample(head: bytes, fmt: _CsvFormat, names: list[str]) -> dict[str, list[str]]:
+    """The first rows' cells by column, from the head already read (for error hints)."""
+    text = _decode_head(head, fmt.encoding).split("\n", fmt.skip_lines)[-1]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=fmt.delimiter)
+    columns: dict[str, list[str]] = {n: [] for n in names}
+    try:
+        for record in itertools.islice(reader, 1, SAMPLE_ROWS + 1):
+            for name, cell in zip(names, record, strict=False):
+                columns[name].append(cell)
+    except csv.Error:
+        pass  # a cell cut off where the head ends: the rows before it are enough
+    return columns
+
+
+def _read_table(
+    path: Path, fmt: _CsvFormat, names: list[str], include: list[str], end: int
+) -> pa.Table:
     encodings = [fmt.encoding]
     if fmt.encoding == "utf-8":
         encodings += ["cp1252", "latin-1"]
@@ -367,7 +531,7 @@ def _read_table(path: Path, fmt: _CsvFormat, names: list[str], include: list[str
     last_error = ""
     for encoding in encodings:
         try:
-            return _arrow_read(path, fmt, encoding, names, include)
+            return _arrow_read(path, fmt, encoding, names, include, end)
         except UnicodeDecodeError:
             continue
         except pa.ArrowInvalid as exc:
@@ -382,7 +546,7 @@ def _read_table(path: Path, fmt: _CsvFormat, names: list[str], include: list[str
 
 
 def _arrow_read(
-    path: Path, fmt: _CsvFormat, encoding: str, names: list[str], include: list[str]
+    path: Path, fmt: _CsvFormat, encoding: str, names: list[str], include: list[str], end: int
 ) -> pa.Table:
     from pyarrow import csv as pacsv
 
@@ -405,7 +569,12 @@ def _arrow_read(
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
-    return pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+    options = {"read_options": read, "parse_options": parse, "convert_options": convert}
+    if end >= path.stat().st_size:
+        return pacsv.read_csv(path, **options)
+    # Only the rows up to ``end``: mapped, not copied, so a large file costs no more memory.
+    with pa.memory_map(str(path)) as mapped:
+        return pacsv.read_csv(pa.BufferReader(mapped.read_buffer(end)), **options)
 
 
 def _ragged_row_error(path: Path, fmt: _CsvFormat, width: int) -> InputError:
@@ -428,73 +597,223 @@ def _ragged_row_error(path: Path, fmt: _CsvFormat, width: int) -> InputError:
     return InputError(path, "rows have different numbers of cells")
 
 
-def _drop_trailing_blank_rows(path: Path, encoding: str, table: pa.Table) -> pa.Table:
-    """Blank lines at the end of a file are not rows; Arrow reads each as one."""
-    extra = _trailing_blank_lines(path, encoding)
-    if extra == 0 or table.num_rows == 0:
-        return table
-    extra = min(extra, table.num_rows)
-    tail = table.slice(table.num_rows - extra)
-    blank = all(all(v == "" for v in column.to_pylist()) for column in tail.columns)
-    return table.slice(0, table.num_rows - extra) if blank else table
+def _content_end(path: Path, fmt: _CsvFormat) -> int:
+    """Where the file's last row with a cell in it ends, in bytes (after its line break).
 
-
-def _trailing_blank_lines(path: Path, encoding: str) -> int:
+    Google Sheets and Excel end exports with lines empty in every column (``,,,``, ``;;;``
+    or ``"",""``), and every file may end in blank lines: none of these is a prospect. Read
+    backwards in growing blocks until a line with content shows up. Such a line cannot lie
+    inside a quoted cell: holding no lone quote, it could never close one.
+    """
+    junk = re.compile(f'(?:""|{re.escape(fmt.delimiter)})*')
+    wide = 2 if fmt.encoding.startswith("utf-16") else 1  # bytes per character here
     with path.open("rb") as fh:
         size = fh.seek(0, io.SEEK_END)
-        fh.seek(max(0, size - 4096))
-        tail = fh.read()
+        block = 4096
+        while True:
+            start = max(0, size - block)
+            start -= start % wide
+            fh.seek(start)
+            text = _decode_tail(fh.read(), fmt.encoding)
+            lines = re.split(r"(\r\n|\r|\n)", text)
+            # lines alternates text, break, text, ...; the first piece may be cut short.
+            kept = len(lines)
+            while kept > 1 and junk.fullmatch(lines[kept - 1]):
+                kept -= 2
+            if kept > 1 or start == 0:
+                dropped = "".join(lines[kept + 1 :]) if kept < len(lines) else ""
+                return size - len(dropped) * wide
+            block *= 4
+
+
+def _decode_tail(tail: bytes, encoding: str) -> str:
     if encoding.startswith("utf-16"):
         codec = "utf-16-be" if encoding == "utf-16-be" or tail[-2:-1] == b"\x00" else "utf-16-le"
-        text = tail[len(tail) % 2 :].decode(codec, errors="replace")
-    else:
-        text = tail.decode("latin-1")
-    ending = text[len(text.rstrip("\r\n")) :]
-    breaks = ending.replace("\r\n", "\n").replace("\r", "\n").count("\n")
-    return max(0, breaks - 1)
+        return tail.decode(codec, errors="replace")
+    return tail.decode("latin-1")  # one character per byte: offsets stay byte offsets
 
 
 # -- XLSX -------------------------------------------------------------------------------
+
+# A title row above the header is skipped when one of this many rows below it is the header.
+TITLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class _SheetHead:
+    """Where a sheet's header is: ``rows`` are its first non-empty rows, ``header`` indexes
+    them (None: no row among them names a URL column), ``rest`` yields the rows after."""
+
+    index: int
+    rows: list[xlsx.Row]
+    header: int | None
+    rest: Generator[xlsx.Row, None, None]
+
+    def names(self) -> list[str]:
+        return _unique_names(self.rows[self.header or 0][1]) if self.rows else []
 
 
 def _load_xlsx(
     path: Path,
     url_column: str | None,
     note_column: str | None,
+    sheet: str | int | None,
     all_columns: bool,
     require_url: bool,
 ) -> Prospects:
-    # Closed here, not when the garbage collector gets to the generator: after an error
-    # (a missing column) the traceback keeps it alive, and with it the workbook's file.
-    with contextlib.closing(_xlsx_records(path)) as records:
-        return _xlsx_prospects(path, records, url_column, note_column, all_columns, require_url)
+    # Sheets' row streams are closed here, not when the garbage collector gets to them:
+    # after an error the traceback keeps them alive, and with them the workbook's file.
+    with xlsx.Workbook(path) as book:
+        head = _choose_sheet(path, book, sheet, url_column, require_url)
+        with contextlib.closing(head.rest):
+            return _read_sheet(path, book, head, url_column, note_column, all_columns, require_url)
 
 
-def _xlsx_prospects(
+def _read_sheet(
     path: Path,
-    records: Iterator[tuple[int, tuple[Any, ...]]],
+    book: xlsx.Workbook,
+    head: _SheetHead,
     url_column: str | None,
     note_column: str | None,
     all_columns: bool,
     require_url: bool,
 ) -> Prospects:
-    _, header = next(records, (0, ()))
-    if not header:
-        raise InputError(path, "the workbook's first sheet is empty")
-    names = _unique_names([_cell_text(v) for v in header])
-    cols = _choose_columns(path, names, url_column, note_column, require_url)
+    if not head.rows:
+        raise InputError(path, f"{_sheet_name(book, head.index)} is empty")
+    names = head.names()
+    try:
+        cols = _choose_columns(path, names, url_column, note_column, require_url)
+    except ColumnNotFoundError as exc:
+        if _has_url_column(names, url_column):
+            raise  # the note column asked for is missing
+        raise _with_hint(exc, _sheets_hint(book, head, url_column)) from None
+    return _xlsx_prospects(path, book, head, names, cols, all_columns)
+
+
+def _choose_sheet(
+    path: Path, book: xlsx.Workbook, sheet: str | int | None, url_column: str | None, require: bool
+) -> _SheetHead:
+    if sheet is not None:
+        return _sheet_head(book, _sheet_index(path, book, sheet), url_column)
+    first = _sheet_head(book, 0, url_column)
+    if first.header is not None or not require:
+        return first
+    for index in range(1, len(book.names)):
+        if _has_header(book, index, url_column):
+            first.rest.close()
+            return _sheet_head(book, index, url_column)
+    return first
+
+
+def _sheet_index(path: Path, book: xlsx.Workbook, sheet: str | int) -> int:
+    """A sheet by name (exact, then ignoring case and spaces) or by 1-based number."""
+    names = book.names
+    if isinstance(sheet, str):
+        if sheet in names:
+            return names.index(sheet)
+        loose = [i for i, n in enumerate(names) if _canonical(n) == _canonical(sheet)]
+        if loose:
+            return loose[0]
+        if sheet.strip().isdigit():
+            sheet = int(sheet)
+    if isinstance(sheet, int) and 1 <= sheet <= len(names):
+        return sheet - 1
+    listed = ", ".join(f"{i}: {n!r}" for i, n in enumerate(names, start=1))
+    close = get_close_matches(str(sheet), names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise InputError(path, f"no sheet {sheet!r} (sheets: {listed}){hint}")
+
+
+def _sheet_head(book: xlsx.Workbook, index: int, url_column: str | None) -> _SheetHead:
+    rows = book.rows(index)
+    head = list(itertools.islice(rows, TITLE_ROWS + 1))
+    header = next(
+        (i for i, (_, texts, _) in enumerate(head) if _has_url_column(texts, url_column)), None
+    )
+    return _SheetHead(index, head, header, rows)
+
+
+def _has_header(book: xlsx.Workbook, index: int, url_column: str | None) -> bool:
+    head = _sheet_head(book, index, url_column)
+    head.rest.close()
+    return head.header is not None
+
+
+def _has_url_column(texts: Sequence[str], url_column: str | None) -> bool:
+    names = {_canonical(t) for t in texts if t}
+    wanted = [url_column] if url_column is not None else URL_ALIASES
+    return any(_canonical(w) in names for w in wanted)
+
+
+def _sheet_name(book: xlsx.Workbook, index: int) -> str:
+    return f"sheet {book.names[index]!r}"
+
+
+def _sheets_hint(book: xlsx.Workbook, head: _SheetHead, url_column: str | None) -> str:
+    """For a sheet without a URL column: the sheets with one, or the columns that hold URLs."""
+    hints = []  # a URL column asked for by name: the error names the closest already
+    if url_column is None:
+        hints.append(_url_values_hint(_sample_columns(book, head)) or _url_name_hint(head.names()))
+    if len(book.names) > 1:
+        others = [
+            i
+            for i in range(len(book.names))
+            if i != head.index and _has_header(book, i, url_column)
+        ]
+        here = _sheet_name(book, head.index)
+        if others:
+            there = ", ".join(repr(book.names[i]) for i in others)
+            flag = shlex.quote(book.names[others[0]])
+            verb = "has" if len(others) == 1 else "have"
+            hints.append(f"{here} has none; {there} {verb} one: use --sheet {flag}")
+        else:
+            hints.append(f"{here} has none, nor has any other sheet")
+    return "; ".join(h for h in hints if h)
+
+
+def _sample_columns(book: xlsx.Workbook, head: _SheetHead) -> dict[str, list[str]]:
+    """The first rows' cells by column, with the link behind a cell where there is one."""
+    names = head.names()
+    below = head.rows[(head.header or 0) + 1 :]
+    below += list(itertools.islice(head.rest, SAMPLE_ROWS - len(below)))
+    links = book.links(head.index)
+    columns: dict[str, list[str]] = {n: [] for n in names}
+    for number, texts, _ in below:
+        for i, name in enumerate(names):
+            columns[name].append(links.get((number, i), texts[i] if i < len(texts) else ""))
+    return columns
+
+
+def _xlsx_prospects(
+    path: Path,
+    book: xlsx.Workbook,
+    head: _SheetHead,
+    names: list[str],
+    cols: _Columns,
+    all_columns: bool,
+) -> Prospects:
     wanted = set(cols.wanted())
     keep = [i for i, n in enumerate(names) if all_columns or n in wanted]
     data: list[list[str]] = [[] for _ in keep]
     rows: list[int] = []
-    for row_number, values in records:
-        if not any(v is not None and v != "" for v in values):
-            continue  # openpyxl reports formatted-but-empty rows; they are not prospects
+    note_at = names.index(cols.note) if cols.note is not None else -1
+    typed_notes: list[tuple[int, str]] = []
+    for row_number, values, typed in itertools.chain(
+        head.rows[(head.header or 0) + 1 :], head.rest
+    ):
         rows.append(row_number)
         for out, i in zip(data, keep, strict=True):
-            out.append(_cell_text(values[i]) if i < len(values) else "")
+            out.append(values[i] if i < len(values) else "")
+        if note_at in typed:
+            typed_notes.append((row_number, values[note_at]))
     if not rows:
         raise InputError(path, "has a header but no prospect rows")
+    notes = _sheet_notes(book, head)
+    url_notes: list[str] = []
+    if cols.url is not None and names.index(cols.url) in keep:
+        at = keep.index(names.index(cols.url))
+        url_notes = _follow_links(book, head.index, keep[at], rows, data[at], cols.url)
+    notes += _column_notes(names, cols, url_notes, _typed_notes(cols.note, typed_notes))
     table = pa.table(
         {names[i]: pa.array(col, pa.string()) for i, col in zip(keep, data, strict=True)}
     )
@@ -508,46 +827,57 @@ def _xlsx_prospects(
         rows=pa.array(rows, pa.int64()),
         warnings=cols.warnings,
         company_column=cols.company,
+        column_notes=tuple(notes),
+        sheet=book.names[head.index],
     )
 
 
-def _xlsx_records(path: Path) -> Generator[tuple[int, tuple[Any, ...]], None, None]:
-    """(row number, cell values) of the first sheet, from its first non-empty row on."""
-    import zipfile
-
-    import openpyxl  # imported here: it costs startup time that CSV users should not pay
-
-    try:
-        with warnings.catch_warnings():
-            # openpyxl warns about styles and extensions it ignores; none matter here.
-            warnings.simplefilter("ignore")
-            book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise InputError(path, f"not a readable Excel workbook ({exc})") from None
-    except Exception as exc:  # openpyxl raises its own InvalidFileException and others
-        raise InputError(path, f"not a readable Excel workbook ({type(exc).__name__})") from None
-    try:
-        sheet = book.worksheets[0]
-        started = False
-        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            if not started and not any(v is not None and v != "" for v in values):
-                continue
-            started = True
-            yield number, tuple(values)
-    finally:
-        book.close()
+def _typed_notes(column: str | None, typed: list[tuple[int, str]]) -> list[str]:
+    if not typed:
+        return []
+    (row, text), one = typed[0], len(typed) == 1
+    what = "is a date or number" if one else "are dates or numbers"
+    return [
+        f"{len(typed)} {_cells(len(typed))} of {column!r} {what}, sent as the sheet shows "
+        f"{'it' if one else 'them'} (row {row}: {text!r})"
+    ]
 
 
-def _cell_text(value: Any) -> str:
-    """An Excel cell as the text a user sees (numbers without a spurious ``.0``)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if hasattr(value, "isoformat"):
-        return str(value.isoformat())
-    return str(value)
+def _sheet_notes(book: xlsx.Workbook, head: _SheetHead) -> list[str]:
+    notes = []
+    if len(book.names) > 1:
+        notes.append(f"sheet {book.names[head.index]!r} ({head.index + 1} of {len(book.names)})")
+    if head.header:
+        above = [str(number) for number, _, _ in head.rows[: head.header]]
+        which = f"row {above[0]} is" if len(above) == 1 else f"rows {', '.join(above)} are"
+        notes.append(f"{which} a title: the header is row {head.rows[head.header][0]}")
+    return notes
+
+
+def _follow_links(
+    book: xlsx.Workbook, index: int, column: int, rows: list[int], cells: list[str], name: str
+) -> list[str]:
+    """Put the link behind a URL cell in its place ("View profile" -> the profile)."""
+    links = book.links(index, {column})
+    if not links:
+        return []
+    at = {number: i for i, number in enumerate(rows)}
+    followed: list[tuple[int, str]] = []
+    for (number, _), target in sorted(links.items()):
+        i = at.get(number)
+        if i is None or not _LOOKS_LIKE_URL.match(target) or cells[i] == target:
+            continue
+        followed.append((number, cells[i]))
+        cells[i] = target
+    if not followed:
+        return []
+    number, text = followed[0]
+    return [
+        f"{len(followed)} {_cells(len(followed))} of {name!r} "
+        f"{'shows' if len(followed) == 1 else 'show'} text with a link behind it "
+        f"(row {number}: {text!r}): the link is used"
+    ]
+
+
+def _cells(count: int) -> str:
+    return "cell" if count == 1 else "cells"

@@ -2,13 +2,16 @@
 
 People paste profile URLs in many forms: with ``http://`` or no scheme, with ``www.``,
 a country (``uk.``) or the mobile (``m.``) subdomain, a trailing slash, a query such as
-``?trk=...``, a sub-page (``/in/jane-doe/detail/recent-activity/``), a percent-encoded
-or non-Latin name. All become ``https://www.linkedin.com/in/<slug>``. Rejected, each
-with a reason the user can act on: company, school and showcase pages, Sales Navigator
-links (which cannot be sent to; the reason says how to get the public URL), member-ID
-URLs (``/in/ACoAA...``, refused by LinkedIn for invitations), other hosts (including
-look-alikes such as ``linkedin.com.evil.example`` and LinkedIn URLs wrapped in another
-site's query string), empty cells and text that is not a URL.
+``?trk=...``, ``?originalSubdomain=de`` or the apps' ``?utm_source=share&...``, a sub-page
+(``/in/jane-doe/detail/recent-activity/``, ``/overlay/contact-info/``, a profile language
+``/en/``), a percent-encoded or non-Latin name, from LinkedIn Lite (``/mwlite/in/...``) or a
+LinkedIn e-mail (``/comm/in/...``). All become ``https://www.linkedin.com/in/<slug>``.
+Rejected, each with a reason the user can act on: company, school and showcase pages,
+Sales Navigator links (which cannot be sent to; the reason says how to get the public URL),
+member-ID URLs (``/in/ACoAA...``, refused by LinkedIn for invitations), shortened
+``lnkd.in`` links, other hosts (including look-alikes such as ``linkedin.com.evil.example``
+and LinkedIn URLs wrapped in another site's query string), empty cells and text that is
+not a URL.
 
 Case, encoding and Unicode form of the slug
     LinkedIn treats profile names case-insensitively, so the canonical slug is lower-cased:
@@ -55,6 +58,9 @@ SLUG_MIN, SLUG_MAX = 3, 100  # LinkedIn's rule for custom profile URLs
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
 _LINKEDIN_HOST = re.compile(r"(?:(?:www|m|[a-z]{2})\.)?linkedin\.com")
 _MEMBER_ID = ("acoaa", "acwaa")
+# Paths that show the same page another way: LinkedIn Lite (the mobile site for slow
+# networks) and the links in LinkedIn's e-mails. Rare, so left to the scalar rule.
+_VIEW_PREFIXES = ("mwlite", "comm")
 _URL_SAFE = r"A-Za-z0-9\-._~%!$&'()*+,;=:@/?#"
 # The common case, decided without Python: an ASCII slug (maybe %-encoded) on a LinkedIn
 # host. Its length is checked afterwards: a bounded repeat makes the regex twice as slow.
@@ -147,6 +153,8 @@ def _check_host(host: str, tail: str) -> None:
 
 
 def _profile_slug(segments: list[str]) -> str:
+    if segments and segments[0].lower() in _VIEW_PREFIXES:
+        segments = segments[1:]
     kind = segments[0].lower() if segments else ""
     if kind in _KIND_REASONS:
         raise InvalidUrl(_KIND_REASONS[kind])

@@ -140,7 +140,7 @@ def test_url_column_aliases(tmp_path: Path, header: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "header", ["note", "Note", "Message", "connection_note", "Connection Message", "notes"]
+    "header", ["note", "Note", "Message", "connection_note", "Connection Message"]
 )
 def test_note_column_aliases(tmp_path: Path, header: str) -> None:
     path = tmp_path / "p.csv"

@@ -8,11 +8,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from helpers import write_prospects
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from campaign_runner.journal import Journal, JournalRecord, load_journal
 from campaign_runner.urls import (
+    InvalidUrl,
     canonical_or_kept,
     could_start_canonical,
     normalize_profile_url,
@@ -91,3 +92,79 @@ def test_canonical_or_kept_keeps_what_cannot_be_normalised() -> None:
 )
 def test_could_start_canonical(text: str, expected: bool) -> None:
     assert could_start_canonical(text) is expected
+
+
+# Every form a person pastes from LinkedIn's sites, apps and e-mails, for one person.
+PASTED = [
+    "https://www.linkedin.com/in/jane-doe",
+    "linkedin.com/in/jane-doe",
+    "http://linkedin.com/in/jane-doe/",
+    "HTTPS://WWW.LINKEDIN.COM/IN/JANE-DOE",
+    "m.linkedin.com/in/jane-doe",  # the mobile site
+    "https://linkedin.com/mwlite/in/jane-doe",  # LinkedIn Lite
+    "https://www.linkedin.com/mwlite/in/jane-doe/",
+    "https://m.linkedin.com/mwlite/in/jane-doe?trk=x",
+    "https://de.linkedin.com/in/jane-doe",
+    "https://www.linkedin.com/in/jane-doe?originalSubdomain=de",
+    "https://www.linkedin.com/in/jane-doe/en/",  # the profile in another language
+    "https://www.linkedin.com/in/jane-doe/overlay/contact-info/",
+    "https://www.linkedin.com/in/jane-doe/details/experience/",
+    "https://www.linkedin.com/in/jane-doe?utm_source=share&utm_campaign=share_via"
+    "&utm_content=profile&utm_medium=member_ios",
+    "https://www.linkedin.com/in/jane-doe?utm_source=share&utm_medium=member_android",
+    "https://www.linkedin.com/comm/in/jane-doe?midToken=AQH&trk=eml-email_m2m_invite",
+    "https://www.linkedin.com/in/jane-doe?lipi=urn%3Ali%3Apage%3Ad_flagship3_profile%3B",
+    "https://www.linkedin.com/in/jane-doe#experience",
+    "\u00a0https://www.linkedin.com/in/jane-doe\u00a0",  # a non-breaking space from a web page
+    " https://www.linkedin.com/in/jane-doe\t",
+]
+
+
+@pytest.mark.parametrize("pasted", PASTED)
+def test_every_pasted_form_normalises(pasted: str) -> None:
+    expected = "https://www.linkedin.com/in/jane-doe"
+    assert normalize_profile_url(pasted) == expected
+    urls, reasons = normalize_urls(pa.array([pasted]))
+    assert (urls.to_pylist(), reasons.to_pylist()) == ([expected], [""])
+
+
+@pytest.mark.parametrize(
+    ("pasted", "reason"),
+    [
+        ("https://lnkd.in/dAbC123", "shortened lnkd.in link"),
+        ("https://www.linkedin.com/mwlite/company/acme", "a company page"),
+        ("https://www.linkedin.com/comm/sales/lead/ACwAA1,NAME", "Sales Navigator"),
+        ("https://www.linkedin.com/mwlite/", "no /in/ profile path"),
+        ("https://www.linkedin.com/mwlite/in/ACoAAB12cd", "member-ID URL"),
+        ("https://www.linkedin.com/mwlite/feed/", "/feed/ page"),
+    ],
+)
+def test_refused_forms_keep_their_reasons(pasted: str, reason: str) -> None:
+    with pytest.raises(InvalidUrl) as caught:
+        normalize_profile_url(pasted)
+    assert reason in caught.value.reason
+    urls, reasons = normalize_urls(pa.array([pasted]))
+    assert (urls.to_pylist(), reasons.to_pylist()) == ([""], [caught.value.reason])
+
+
+_prefixes = st.sampled_from(["", "mwlite/", "comm/", "MWLite/", "m/", "mwlite/mwlite/"])
+_pasted_like = st.builds(
+    lambda scheme, host, prefix, kind, slug, tail: f"{scheme}{host}/{prefix}{kind}{slug}{tail}",
+    st.sampled_from(["https://", "", "//", "ftp://"]),
+    st.sampled_from(["www.linkedin.com", "m.linkedin.com", "linkedin.com", "lnkd.in"]),
+    _prefixes,
+    st.sampled_from(["in/", "company/", "sales/lead/", "", "IN/"]),
+    st.text(alphabet="abXY09-_%é.", max_size=8) | st.sampled_from(["jane-doe", "ACoAAB1"]),
+    st.sampled_from(["", "/", "/en/", "?originalSubdomain=de", "/overlay/contact-info/"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_pasted_like, min_size=1, max_size=20))
+def test_vectorised_and_scalar_rules_agree_on_pasted_forms(values: list[str]) -> None:
+    urls, reasons = normalize_urls(pa.chunked_array([values[:2], values[2:]], pa.string()))
+    for raw, url, reason in zip(values, urls.to_pylist(), reasons.to_pylist(), strict=True):
+        try:
+            assert (url, reason) == (normalize_profile_url(raw), "")
+        except InvalidUrl as exc:
+            assert (url, reason) == ("", exc.reason)
