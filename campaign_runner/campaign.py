@@ -39,7 +39,7 @@ from campaign_runner.planning import (
     select_rows,
 )
 from campaign_runner.validation import check_file
-from campaign_runner.workspace import import_lines, ledger_location, open_ledger
+from campaign_runner.workspace import bring_in, ledger_location, open_ledger
 
 __all__ = ["Campaign", "Plan", "Progress", "RunOptions", "SilentProgress", "Summary"]
 
@@ -93,6 +93,7 @@ class Campaign:
             note_column=options.note_column,
             exclusions=exclusions,
             note_template=options.note_template or settings.campaign.note_template,
+            sheet=options.sheet,
         )
         client, api = await _ask_api(settings, session, options.dry_run)
         rehearsal = options.sandbox or (client is not None and client.stand_in)
@@ -213,13 +214,13 @@ def _register(
     """This campaign's id in the workspace (None for a dry run of a new one). A results
     file the workspace has never seen brings its earlier invitations in on first use."""
     key = str(results_path.resolve())
-    known = ledger.find_campaign(key)
-    if known is not None:
-        return known.id
+    info = ledger.find_campaign(key)
     if journal is None:
-        return None
-    info = ledger.campaign(options.input_path.stem, key, now)
-    ledger.import_lines(info.id, import_lines(state, now))
+        return info.id if info is not None else None
+    if info is None:
+        info = ledger.campaign(options.input_path.stem, key, now)
+    if not ledger.imported(info.id):
+        bring_in(ledger, info.id, state, now)
     return info.id
 
 

@@ -138,6 +138,7 @@ class Plan:
     problems: tuple[tuple[int, str], ...] = ()  # the first invalid/duplicate rows: (row, reason)
     rehearsal: bool = False  # invitations go to the stand-in server, not to SendPilot
     workspace: str = ""  # where the workspace ledger is ('' when there is none)
+    columns: tuple[str, ...] = ()  # which columns (sheet, header row) were used, said
     already_invited: int = 0  # valid rows held by another invitation of the workspace
     preview: tuple[NotePreview, ...] = ()  # the first rows this run sends, in order
 
@@ -323,6 +324,7 @@ def plan_run(
         problems=tuple((p["row"], p["reason"]) for p in verdicts.problems(limit=PLAN_PROBLEMS)),
         rehearsal=rehearsal,
         workspace=workspace.location if workspace is not None else "",
+        columns=verdicts.column_notes,
         already_invited=len(held),
         preview=_preview(work, senders, spent.last_sent, now, choice.limit),
     )

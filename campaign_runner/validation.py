@@ -209,6 +209,8 @@ class Verdicts:
     table: pa.Table  # the columns of FRAME_COLUMNS
     notices: tuple[str, ...] = ()
     note_template: str | None = None  # as written; fills the rows without their own note
+    # Which columns (and sheet, and header row) were used, said for a person to check.
+    column_notes: tuple[str, ...] = ()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -289,8 +291,12 @@ def check_file(
     note_column: str | None = None,
     exclusions: Exclusions | None = None,
     note_template: str | None = None,
+    sheet: str | int | None = None,
 ) -> Verdicts:
-    """:func:`validate_file`, with the verdicts left in Arrow (see :class:`Verdicts`)."""
+    """:func:`validate_file`, with the verdicts left in Arrow (see :class:`Verdicts`).
+
+    ``sheet`` picks a workbook's sheet by name or 1-based number (see
+    :func:`~campaign_runner.prospects.load_prospects`)."""
     template = parse_template(note_template) if note_template is not None else None
     # Which columns a template names is known only against the header, so with one every
     # column is read, and those it does not name are dropped at once. On a million rows of
@@ -301,6 +307,7 @@ def check_file(
         url_column=url_column,
         note_column=note_column,
         all_columns=template is not None,
+        sheet=sheet,
     )
     if template is not None:
         prospects = _narrowed(prospects, template.bind(prospects.source, prospects.columns))
@@ -417,6 +424,19 @@ def check_prospects(
         table=table,
         notices=prospects.warnings,
         note_template=template.text if template is not None else None,
+        column_notes=_column_notes(prospects, template),
+    )
+
+
+def _column_notes(prospects: Prospects, template: NoteTemplate | None) -> tuple[str, ...]:
+    """The loader's account of the columns, with what a template changes about the note."""
+    if template is None:
+        return prospects.column_notes
+    own = prospects.note_column
+    said = f"note from {own!r}, else the note template" if own else "note from the note template"
+    return tuple(
+        said if n.startswith(("note from ", "no note column")) else n
+        for n in prospects.column_notes
     )
 
 

@@ -100,6 +100,26 @@ def import_lines(state: JournalState, now: float) -> ImportLines:
     return ImportLines(table, at)
 
 
+IMPORT_BATCH = 50_000
+
+
+def bring_in(ledger: Ledger, campaign_id: int, state: JournalState, now: float) -> int:
+    """Bring a results file's outcomes into the ledger, a batch per transaction, then say
+    it is done; how many were new.
+
+    Batches keep a million lines from being held at once. A crash between two of them
+    leaves the campaign not yet marked imported, so the next run brings the file in again:
+    lines the ledger has are skipped, so that changes nothing twice.
+    """
+    lines = import_lines(state, now)
+    added = sum(
+        ledger.import_lines(campaign_id, lines[start : start + IMPORT_BATCH])
+        for start in range(0, len(lines), IMPORT_BATCH)
+    )
+    ledger.mark_imported(campaign_id, now)
+    return added
+
+
 class ImportLines(Sequence[ImportLine]):
     """A results file's outcomes for the ledger, made a slice at a time as they are read,
     so that a million of them (or a Python dict per line) never exist at once."""

@@ -829,3 +829,40 @@ def test_an_unfilled_placeholder_never_leaves(serve: Serve, tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert [i.linkedin_url for i in server.state.invitations] == [url(2)]
     assert "unfilled placeholder" in latest(tmp_path / "p.results.csv")[url(1)]["error"]
+
+
+def test_a_workbook_sheet_is_chosen_and_said(serve: Serve, tmp_path: Path) -> None:
+    import openpyxl
+
+    server = serve()
+    book = openpyxl.Workbook()
+    summary = book.active
+    assert summary is not None
+    summary.title = "Summary"
+    summary.append(["Q3 totals", 3])
+    leads = book.create_sheet("Leads")
+    leads.append(["Q3 Prospects – DACH"])  # a title row above the header
+    leads.append(["Name", "LinkedIn", "message"])
+    for n in range(3):
+        leads.append([f"P{n}", url(n), f"Hi P{n}"])
+    path = tmp_path / "book.xlsx"
+    book.save(path)
+    config = config_for(tmp_path, server, senders=[("a", 100)])  # a Premium sender
+
+    result = invoke(["run", str(path), "--config", str(config), "--yes", "--sheet", "Leads"])
+    assert result.exit_code == 0, result.output
+    assert f"{path}: sheet 'Leads' (2 of 2)" in result.output
+    assert f"{path}: row 1 is a title: the header is row 2" in result.output
+    assert f"{path}: note from 'message'" in result.output
+    assert "--sheet Leads" in result.output.strip().splitlines()[-1]
+    assert {i.linkedin_url: i.note for i in server.state.invitations} == {
+        url(n): f"Hi P{n}" for n in range(3)
+    }
+    rows = {
+        line["linkedin_url"]: line["row"] for line in latest(tmp_path / "book.results.csv").values()
+    }
+    assert rows == {url(0): "3", url(1): "4", url(2): "5"}  # as the sheet shows them
+
+    wrong = invoke(["run", str(path), "--config", str(config), "--yes", "--sheet", "Leeds"])
+    assert wrong.exit_code == 2
+    assert "Leads" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1

@@ -33,7 +33,12 @@ def test_sample_data(name: str, tmp_path: Path) -> None:
     result = invoke(str(path), "--report", str(report))
     assert result.exit_code == EXIT_PROBLEMS, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == f"{path}: 25 rows: 18 valid, 6 invalid, 1 duplicate"
+    # The columns used are said first, then the counts.
+    assert lines[:3] == [
+        f"{path}: profile URL from 'linkedin_url'",
+        f"{path}: note from 'note'",
+        f"{path}: 25 rows: 18 valid, 6 invalid, 1 duplicate",
+    ]
     assert f"{path}:8: a company page (/company/), not a person's profile" in lines
     assert f"{path}:11: duplicate of row 2" in lines
     assert f"{path}:12: note is 396 characters, the limit is 300" in lines
@@ -48,7 +53,11 @@ def test_all_valid_exits_0(tmp_path: Path) -> None:
     path = write(tmp_path / "ok.csv", f"linkedin_url\n{URL.format('jane-doe')}\n")
     result = invoke(str(path))
     assert result.exit_code == EXIT_OK, result.output
-    assert result.stdout == f"{path}: 1 row: 1 valid, 0 invalid, 0 duplicate\n"
+    assert result.stdout == (
+        f"{path}: profile URL from 'linkedin_url'\n"
+        f"{path}: no note column: invitations go without a note\n"
+        f"{path}: 1 row: 1 valid, 0 invalid, 0 duplicate\n"
+    )
     assert result.stderr == ""
 
 

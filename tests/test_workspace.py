@@ -299,3 +299,22 @@ def test_a_dry_run_shows_who_another_campaign_invited(tmp_path: Path) -> None:
     assert payload["totals"] == {"already_invited": 2}
     assert payload["remaining"] == 2
     assert not (tmp_path / "p.results.csv").exists()
+
+
+def test_bringing_in_is_marked_done_and_can_be_done_again(tmp_path: Path) -> None:
+    from campaign_runner.ledger import SQLiteLedger
+    from campaign_runner.workspace import bring_in
+
+    old = tmp_path / "old.results.csv"
+    old.write_text(
+        "linkedin_url,status\n" + "".join(f"{url(n)},sent\n" for n in range(5)), encoding="utf-8"
+    )
+    state = load_journal(old)
+    with SQLiteLedger(tmp_path / "w.sqlite3") as ledger:
+        info = ledger.campaign("old", str(old), 0.0)
+        assert not ledger.imported(info.id)
+        assert bring_in(ledger, info.id, state, 100.0) == 5
+        assert ledger.imported(info.id)
+        # A run that died before marking it brings the file in again: nothing twice.
+        assert bring_in(ledger, info.id, state, 200.0) == 0
+        assert ledger.totals() == {"sent": 5}

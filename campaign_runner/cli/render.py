@@ -46,6 +46,8 @@ class Output:
                 "recorded as unknown (the invitation may exist). Re-send them on purpose "
                 "with --retry-unknown"
             )
+        for note in plan.columns:
+            self.info(f"{plan.input_path}: {note}")
         counts = plan.counts
         excluded = counts.get("excluded", 0)
         excluded_text = f", {excluded} excluded (do-not-contact)" if excluded else ""

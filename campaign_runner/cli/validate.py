@@ -87,6 +87,7 @@ def validate(
             note_column=inputs.note_column,
             exclusions=exclusions,
             note_template=inputs.note_template or settings.campaign.note_template,
+            sheet=inputs.sheet,
         )
     if report_path is not None:
         try:
@@ -177,6 +178,8 @@ def _print_validate_summary(
     total = sum(counts.values())
     problems = counts["invalid"] + counts["duplicate"]
     excluded = f", {counts['excluded']} excluded" if counts["excluded"] else ""
+    for note in verdicts.column_notes:
+        click.echo(f"{input_path}: {note}")
     click.echo(
         f"{input_path}: {total} {'row' if total == 1 else 'rows'}: {counts['valid']} valid, "
         f"{counts['invalid']} invalid, {counts['duplicate']} duplicate{excluded}"
@@ -208,5 +211,6 @@ def _validate_payload(
         "excluded": [{"row": p["row"], "reason": p["reason"]} for p in verdicts.excluded()],
         "warnings": [{"row": w["row"], "warning": w["warning"]} for w in verdicts.warnings()],
         "notices": list(verdicts.notices),
+        "columns": list(verdicts.column_notes),
         "report": str(report_path) if report_path is not None else None,
     }

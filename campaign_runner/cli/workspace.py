@@ -131,7 +131,7 @@ def workspace_import(files: tuple[Path, ...], config_path: Path | None, sandbox:
     import time
 
     from campaign_runner.journal import load_journal
-    from campaign_runner.workspace import import_lines
+    from campaign_runner.workspace import bring_in
 
     _, ledger = open_workspace(config_path, sandbox, read_only=False)
     assert ledger is not None
@@ -141,7 +141,7 @@ def workspace_import(files: tuple[Path, ...], config_path: Path | None, sandbox:
             now = time.time()
             name = path.name.removesuffix(".csv").removesuffix(".results")
             info = ledger.campaign(name, str(path.resolve()), now)
-            added = ledger.import_lines(info.id, import_lines(state, now))
+            added = bring_in(ledger, info.id, state, now)
             click.echo(f"{path}: {added} invitations brought in (campaign {info.name!r})")
 
 

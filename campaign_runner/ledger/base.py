@@ -167,6 +167,14 @@ class Ledger(ABC):
         """Let the live attempts on ``urls`` go, so they may be invited again; how many."""
 
     @abstractmethod
+    def imported(self, campaign_id: int) -> bool:
+        """Whether the campaign's results from before the ledger were brought in whole."""
+
+    @abstractmethod
+    def mark_imported(self, campaign_id: int, now: float) -> None:
+        """Say that they were (after the last :meth:`import_lines` of them)."""
+
+    @abstractmethod
     def import_lines(self, campaign_id: int, lines: Sequence[ImportLine]) -> int:
         """Bring in outcomes of a results file from before the ledger; how many were new."""
 

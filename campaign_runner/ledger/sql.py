@@ -82,6 +82,11 @@ def schema(identity: str, real: str) -> list[str]:
             campaign_id BIGINT NOT NULL
         )""",
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        # Campaigns whose results file from before the ledger has been brought in whole.
+        f"""CREATE TABLE IF NOT EXISTS imports (
+            campaign_id BIGINT PRIMARY KEY REFERENCES campaigns (id),
+            done_at {real} NOT NULL
+        )""",
     ]
 
 
@@ -328,6 +333,18 @@ class SqlLedger(Ledger):
         return {str(status): int(count) for status, count in rows}
 
     # -- bringing in results from before the ledger
+
+    def imported(self, campaign_id: int) -> bool:
+        with self._tx() as q:
+            return q.one("SELECT 1 FROM imports WHERE campaign_id = ?", (campaign_id,)) is not None
+
+    def mark_imported(self, campaign_id: int, now: float) -> None:
+        with self._tx() as q:
+            q.run(
+                "INSERT INTO imports (campaign_id, done_at) VALUES (?, ?) "
+                "ON CONFLICT (campaign_id) DO NOTHING",
+                (campaign_id, now),
+            )
 
     def import_lines(self, campaign_id: int, lines: Sequence[ImportLine]) -> int:
         wanted = [line for line in lines if line.status in OUTCOMES]
