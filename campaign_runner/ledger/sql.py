@@ -74,7 +74,11 @@ def schema(identity: str, real: str) -> list[str]:
         # without it every attempt of the week is also looked up in the table for its status.
         f"CREATE INDEX IF NOT EXISTS attempts_spending "
         f"ON attempts (sender_id, at, campaign_id, status) WHERE status IN {_SPENDING}",
-        "CREATE INDEX IF NOT EXISTS attempts_by_campaign ON attempts (campaign_id)",
+        # A campaign's attempts by person: bringing a results file in asks which of its
+        # lines the campaign has, batch by batch (by campaign alone, each batch would scan
+        # every attempt of the campaign so far).
+        "DROP INDEX IF EXISTS attempts_by_campaign",
+        "CREATE INDEX IF NOT EXISTS attempts_by_campaign_url ON attempts (campaign_id, url)",
         # The sender's next free slot, and the campaign whose invitation set it.
         f"""CREATE TABLE IF NOT EXISTS senders (
             sender_id TEXT PRIMARY KEY,
