@@ -453,24 +453,27 @@ def _held_elsewhere(
     """Rows whose person another live attempt holds: another campaign's, or this one's
     own ``sent``/``already_connected`` that the results file does not show. Returns the
     rows left to send, the lines that say so, and the held rows' recorded statuses."""
-    keep: list[bool] = []
+    # Only the held rows reach Python: a hash lookup in Arrow finds them among the rest.
+    mine = workspace.campaign_id
+    holding = {
+        url: holder
+        for url, holder in workspace.holders.items()
+        if not (holder.campaign_id == mine and holder.status not in (SENT, ALREADY_CONNECTED))
+    }
+    is_held = pc.is_in(todo["linkedin_url"], value_set=pa.array(list(holding), pa.string()))
     held: list[JournalRecord] = []
     was: Counter[str] = Counter()
-    rows, urls = todo["row"].to_pylist(), todo["linkedin_url"].to_pylist()
-    for row, url, status in zip(rows, urls, todo["status"].to_pylist(), strict=True):
-        holder = workspace.holders.get(url)
-        mine = holder is not None and holder.campaign_id == workspace.campaign_id
-        if holder is None or (mine and holder.status not in (SENT, ALREADY_CONNECTED)):
-            keep.append(True)
-            continue
-        keep.append(False)
-        was[status] += 1
+    for item in todo.filter(is_held).select(["row", "linkedin_url", "status"]).to_pylist():
+        url = item["linkedin_url"]
+        holder = holding[url]
+        was[item["status"]] += 1
         when = format_timestamp(holder.at)[:10]
-        who = "this campaign" if mine else f"campaign {holder.campaign!r}"
-        note = ", though this results file does not show it" if mine else ""
+        own = holder.campaign_id == mine
+        who = "this campaign" if own else f"campaign {holder.campaign!r}"
+        note = ", though this results file does not show it" if own else ""
         held.append(
             JournalRecord(
-                row=int(row),
+                row=int(item["row"]),
                 linkedin_url=url,
                 sender_id=holder.sender_id,
                 status=ALREADY_INVITED,
@@ -478,7 +481,7 @@ def _held_elsewhere(
                 extra=marks,
             )
         )
-    return todo.filter(pa.array(keep, pa.bool_())), held, was
+    return todo.filter(pc.invert(is_held)), held, was
 
 
 def _unrecorded(records: list[JournalRecord], state: JournalState) -> list[JournalRecord]:

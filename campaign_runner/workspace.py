@@ -141,7 +141,10 @@ class ImportLines(Sequence[ImportLine]):
 
     def __getitem__(self, index: int | slice) -> ImportLine | list[ImportLine]:
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+            start, stop, step = index.indices(len(self))
+            if step == 1:  # a batch: made in one go, not line by line
+                return self._lines(start, max(0, stop - start))
+            return [self[i] for i in range(start, stop, step)]
         position = index + len(self) if index < 0 else index
         if not 0 <= position < len(self):
             raise IndexError(index)
