@@ -482,6 +482,7 @@ class _Run:
     loops: set[asyncio.Task[None]] = field(default_factory=set)  # one per sender
     sends: set[asyncio.Task[None]] = field(default_factory=set)  # one per row in flight
     started: int = 0
+    claiming: int = 0  # rows taken from the queues and being claimed, not yet sends
     error: BaseException | None = None  # the first error of a loop or a send
 
     @property
@@ -536,18 +537,22 @@ class _Run:
             self.started += 1
             claim_id = None
             if self.engine._claims is not None:
+                self.claiming += 1
                 try:
                     claimed, claim_id = await self.engine.claim_turn(work, pacer, self)
                 except BaseException:
                     self.started -= 1
                     self.slots.release()
                     raise
+                finally:
+                    self.claiming -= 1
                 if claimed is None:
                     self.started -= 1
                     self.slots.release()
                     continue
                 work = claimed
-            self.track(self._send(work, pacer, claim_id), self.sends)
+            send = self.track(self._send(work, pacer, claim_id), self.sends)
+            send.add_done_callback(self._end_if_done)
 
     def track(
         self, coro: Coroutine[object, object, None], group: set[asyncio.Task[None]]
@@ -559,6 +564,14 @@ class _Run:
         task.add_done_callback(group.discard)
         task.add_done_callback(self._settled)
         return task
+
+    def _end_if_done(self, _: asyncio.Task[None]) -> None:
+        """Once every row is final, end the sender loops at once: one may be waiting for
+        its next paced slot (up to an interval: an hour at 24 a day) with nothing left to
+        send, and the run would sit at 100% until then."""
+        if self.done and not self.sends and not self.claiming:
+            for loop in self.loops:
+                loop.cancel()
 
     def _settled(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():

@@ -1227,3 +1227,21 @@ async def test_invitations_leave_at_exactly_the_paced_times_in_virtual_time(
     await run_campaign(more, fresh, tmp_path / "q.results.csv", clock=virtual_clock)
     gap = server.state.invitations[4].created_at - server.state.invitations[3].created_at
     assert gap == pytest.approx(86_400 / 4, abs=0.01)
+
+
+async def test_a_run_ends_as_soon_as_its_last_row_is_final(
+    sandbox: SandboxFactory, tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
+    # Two senders at 4 and 2 a minute: the last invitation leaves well before the slower
+    # sender's next slot, and the run must not wait for that slot with nothing to send.
+    # Three rows: a sends at 0 s and 15 s, b at 0 s and would next send at 30 s.
+    server = await sandbox(senders=roomy("a", "b"), clock=virtual_clock.now, window_seconds=60)
+    input_path = prospects(tmp_path / "p.csv", 3)
+    settings = settings_for(server, [("a", 4), ("b", 2)], window=60)
+    started = virtual_clock.monotonic()
+    _, summary = await run_campaign(settings, input_path, tmp_path / "r.csv", clock=virtual_clock)
+    ended = virtual_clock.monotonic() - started
+
+    assert summary.this_run == {"sent": 3}
+    last = max(i.created_at for i in server.state.invitations) - virtual_clock.loop.epoch
+    assert ended == pytest.approx(last, abs=0.5), (ended, last)
