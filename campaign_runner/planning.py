@@ -20,7 +20,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -49,6 +49,7 @@ EXTRA_COLUMNS = (NOTE_DELIVERED, API_COLUMN)
 API_SANDBOX = "sandbox"
 API_SENDPILOT = "sendpilot"
 PLAN_PROBLEMS = 10  # problem rows shown in a plan; `validate` lists them all
+CLOCK_SLACK = 1.0  # seconds a date may lie ahead of now before it is taken for a clock step
 PREVIEW_NOTES = 3  # rows whose note and sender a plan shows before anything is sent
 
 
@@ -278,6 +279,11 @@ def plan_run(
         warnings.append(_unasked_warning(api.unasked, settings))
     window = settings.pacing.window_seconds
     spent = _Spent.of(state, selection, workspace, window, now)
+    for sender, when in sorted(spent.ahead.items()):
+        warnings.append(
+            f"sender {sender}: its last invitation is dated {format_timestamp(when)}, "
+            f"{when - now:.0f}s from now (was the clock set back?): pacing from now"
+        )
     senders = _plan_senders(settings, api, spent, warnings)
 
     todo = selection.todo
@@ -412,6 +418,8 @@ class _Spent:
     others_week: Mapping[str, int]
     last_sent: dict[str, float]
     renews_at: float | None
+    # Senders whose last invitation is dated ahead of now: the clock was set back.
+    ahead: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -444,7 +452,13 @@ class _Spent:
             if used.oldest_in_day is not None:
                 renewals.append(used.oldest_in_day + window)
         known = [r for r in renewals if r is not None]
-        return cls(day, week, others_day, others_week, last_sent, min(known) if known else None)
+        # A date ahead of now means the clock was set back since: pace from now rather
+        # than wait, silently, for that moment to come round again.
+        ahead = {s: t for s, t in last_sent.items() if t > now + CLOCK_SLACK}
+        for sender in ahead:
+            last_sent[sender] = now
+        renews_at = min(known) if known else None
+        return cls(day, week, others_day, others_week, last_sent, renews_at, ahead)
 
 
 def _held_elsewhere(

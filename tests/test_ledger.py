@@ -341,3 +341,14 @@ def test_import_takes_more_lines_than_a_statement_has_parameters(
     assert ledger.import_lines(a, lines) == 40_000
     assert ledger.import_lines(a, [*lines, ImportLine(url(40_000), "s1", "sent", T0)]) == 1
     assert ledger.totals() == {"sent": 40_001}
+
+
+def test_a_slot_reserved_before_the_clock_was_set_back_is_not_waited_for(
+    open_ledger: OpenLedger,
+) -> None:
+    ledger = open_ledger()
+    a, b = ledger.campaign("a", "/a.csv", T0).id, ledger.campaign("b", "/b.csv", T0).id
+    paced = SenderLimits(daily_limit=100, weekly_limit=100, interval_seconds=60.0)
+    assert claim(ledger, a, 1, limits=paced).verdict is Verdict.CLAIMED  # next slot T0 + 60
+    # An hour earlier by the clock now: waiting for T0 + 60 would idle the sender an hour.
+    assert claim(ledger, b, 2, now=T0 - 3_600, limits=paced).verdict is Verdict.CLAIMED

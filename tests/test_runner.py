@@ -40,7 +40,7 @@ from helpers import (
 from campaign_runner.campaign import Campaign, RunOptions
 from campaign_runner.clock import VirtualClock, WallClock
 from campaign_runner.errors import AuthError, JournalError, JournalLockedError
-from campaign_runner.journal import Journal, JournalRecord, load_journal
+from campaign_runner.journal import Journal, JournalRecord, format_timestamp, load_journal
 from campaign_runner.journal import writer as journal_writer
 from campaign_runner.ledger import SQLiteLedger
 from campaign_runner.sandbox import FaultRule, SandboxSender
@@ -1245,3 +1245,34 @@ async def test_a_run_ends_as_soon_as_its_last_row_is_final(
     assert summary.this_run == {"sent": 3}
     last = max(i.created_at for i in server.state.invitations) - virtual_clock.loop.epoch
     assert ended == pytest.approx(last, abs=0.5), (ended, last)
+
+
+async def test_a_clock_set_back_is_said_and_pacing_goes_on_from_now(
+    sandbox: SandboxFactory, tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
+    # The last run's invitation is dated two hours ahead: the clock has since been set back.
+    server = await sandbox(senders=roomy("a"), clock=virtual_clock.now, window_seconds=86_400)
+    results = tmp_path / "r.csv"
+    ahead = virtual_clock.now() + 7_200
+    with Journal.open(results, extra_columns=("note_delivered", "api")) as journal:
+        journal.append(
+            JournalRecord(
+                row=2,
+                linkedin_url=url(0),
+                sender_id="a",
+                status="sent",
+                timestamp=format_timestamp(ahead),
+                extra={"api": "sendpilot"},
+            )
+        )
+    input_path = prospects(tmp_path / "p.csv", 3)
+    settings = settings_for(server, [("a", 24)], window=86_400)
+    started = virtual_clock.now()
+    campaign, summary = await run_campaign(settings, input_path, results, clock=virtual_clock)
+
+    assert any("was the clock set back?" in w for w in campaign.plan.warnings)
+    assert summary.this_run == {"sent": 2}
+    # Paced from now: the first goes one interval from now (23 left of 24 a day, the line
+    # ahead counting as sent), not that plus the two hours.
+    first = min(i.created_at for i in server.state.invitations) - started
+    assert first == pytest.approx(86_400 / 23, abs=1)

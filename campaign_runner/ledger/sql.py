@@ -206,8 +206,12 @@ class SqlLedger(Ledger):
         )
         # A campaign's own slots are paced by its own limiter (one run per campaign at a
         # time: the results file is locked); the ledger paces campaigns against each other.
-        if slot is not None and float(slot[0]) > now and int(slot[1]) != campaign_id:
-            return Claim(Verdict.WAIT, not_before=float(slot[0]))
+        # A slot more than an interval ahead was reserved before the clock was set back:
+        # waiting for it would idle the sender for as long as the step, so it is passed.
+        next_slot = float(slot[0]) if slot is not None else now
+        stepped = next_slot > now + limit.interval_seconds
+        if slot is not None and now < next_slot and not stepped and int(slot[1]) != campaign_id:
+            return Claim(Verdict.WAIT, not_before=next_slot)
         if live is not None:
             # This campaign's own attempt in doubt, sent again on purpose (--retry-unknown).
             q.run(
