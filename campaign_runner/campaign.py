@@ -123,11 +123,15 @@ class Campaign:
                 campaign_id = _register(ledger, options, results_path, state, journal, now)
             workspace = None
             if ledger is not None:
+                warming = [s.id for s in settings.senders if s.warmup is not None]
                 workspace = WorkspaceView(
                     location=ledger.location,
                     campaign_id=campaign_id,
                     holders=ledger.holders(selection.urls),
                     usage=ledger.usage(settings.pacing.window_seconds, now),
+                    windows_sent=ledger.windows_sent(warming, settings.pacing.window_seconds, now)
+                    if warming
+                    else {},
                 )
             planned = plan_run(
                 verdicts=verdicts,

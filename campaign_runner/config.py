@@ -63,6 +63,19 @@ class SenderSettings:
     premium: bool | None = None
     # Invitations per rolling week (7 windows); None: pacing.default_weekly_limit.
     weekly_limit: int | None = None
+    # A new account starts low: its daily limit is `start`, raised by `step` for each
+    # window in which it sent, up to daily_limit. None: no warm-up.
+    warmup: Warmup | None = None
+
+
+@dataclass(frozen=True)
+class Warmup:
+    start: int
+    step: int
+
+    def limit(self, daily_limit: int, windows_sent: int) -> int:
+        """The day's limit after ``windows_sent`` windows with invitations."""
+        return min(daily_limit, self.start + self.step * windows_sent)
 
 
 @dataclass(frozen=True)
@@ -271,7 +284,9 @@ def _senders(reader: _Reader, raw: Any) -> tuple[SenderSettings, ...]:
     seen: set[str] = set()
     for i, item in enumerate(raw):
         where = f"senders[{i}]"
-        entry = reader.mapping(item, where, {"id", "daily_limit", "weekly_limit", "premium"})
+        entry = reader.mapping(
+            item, where, {"id", "daily_limit", "weekly_limit", "premium", "warmup"}
+        )
         sender_id = reader.string(entry, f"{where}.id", None)
         if not sender_id:
             raise ConfigError(reader.source, f"{where}.id", "is required")
@@ -292,9 +307,20 @@ def _senders(reader: _Reader, raw: Any) -> tuple[SenderSettings, ...]:
         premium = entry.get("premium")
         if premium is not None and not isinstance(premium, bool):
             raise ConfigError(reader.source, f"{where}.premium", "must be true or false")
+        warmup = None
+        if entry.get("warmup") is not None:
+            raw = reader.mapping(entry["warmup"], f"{where}.warmup", {"start", "step"})
+            warmup = Warmup(
+                start=int(reader.number(raw, f"{where}.warmup.start", None, minimum=0, whole=True)),
+                step=int(reader.number(raw, f"{where}.warmup.step", None, minimum=0, whole=True)),
+            )
         senders.append(
             SenderSettings(
-                id=sender_id, daily_limit=int(limit), premium=premium, weekly_limit=weekly
+                id=sender_id,
+                daily_limit=int(limit),
+                premium=premium,
+                weekly_limit=weekly,
+                warmup=warmup,
             )
         )
     return tuple(senders)

@@ -206,6 +206,7 @@ class WorkspaceView:
     campaign_id: int | None  # this campaign's (None: never registered, a dry run)
     holders: Mapping[str, Holder]  # the live attempts on the URLs this run would send
     usage: Mapping[str, SenderUsage]
+    windows_sent: Mapping[str, int] = field(default_factory=dict)  # of warming-up senders
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,8 @@ def plan_run(
             f"sender {sender}: its last invitation is dated {format_timestamp(when)}, "
             f"{when - now:.0f}s from now (was the clock set back?): pacing from now"
         )
-    senders = _plan_senders(settings, api, spent, warnings)
+    warmed = workspace.windows_sent if workspace is not None else {}
+    senders = _plan_senders(settings, api, spent, warnings, warmed)
 
     todo = selection.todo
     held: list[JournalRecord] = []
@@ -508,7 +510,11 @@ def _unrecorded(records: list[JournalRecord], state: JournalState) -> list[Journ
 
 
 def _plan_senders(
-    settings: Settings, api: ApiView, spent: _Spent, warnings: list[str]
+    settings: Settings,
+    api: ApiView,
+    spent: _Spent,
+    warnings: list[str],
+    warmed: Mapping[str, int],
 ) -> list[SenderPlan]:
     window = settings.pacing.window_seconds
     if api.senders is None:
@@ -534,7 +540,7 @@ def _plan_senders(
                 sender_id,
                 name=info.name if info else "",
                 status=status,
-                daily_limit=settings.daily_limit(sender_id),
+                daily_limit=_daily_limit(settings, sender_id, warmed, warnings),
                 weekly_limit=settings.weekly_limit(sender_id),
                 spent=spent,
                 api_remaining=quota.remaining if quota else None,
@@ -544,6 +550,25 @@ def _plan_senders(
             )
         )
     return plans
+
+
+def _daily_limit(
+    settings: Settings, sender_id: str, warmed: Mapping[str, int], warnings: list[str]
+) -> int:
+    """The sender's limit today: its daily_limit, or less while it warms up."""
+    limit = settings.daily_limit(sender_id)
+    configured = settings.sender(sender_id)
+    if configured is None or configured.warmup is None:
+        return limit
+    windows = warmed.get(sender_id, 0)
+    today = configured.warmup.limit(limit, windows)
+    if today < limit:
+        warm = configured.warmup
+        warnings.append(
+            f"sender {sender_id}: warming up, {today} this window (started at {warm.start}, "
+            f"+{warm.step} for each of the {windows} windows it sent in, up to {limit})"
+        )
+    return today
 
 
 def _skip_reason(info: SenderInfo | None) -> str:

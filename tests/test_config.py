@@ -266,3 +266,18 @@ def test_a_broken_note_template_is_a_config_error(tmp_path: Path, text: str, mes
     with pytest.raises(ConfigError) as caught:
         load_settings(path, environ={})
     assert str(caught.value).startswith(f"{path}: {message}")
+
+
+def test_a_warmup_is_read_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "senders:\n  - {id: a, daily_limit: 20, warmup: {start: 5, step: 2}}\n", encoding="utf-8"
+    )
+    (sender,) = load_settings(path, environ={}).senders
+    assert sender.warmup is not None
+    assert [sender.warmup.limit(20, n) for n in (0, 1, 7, 8, 30)] == [5, 7, 19, 20, 20]
+    path.write_text(
+        "senders:\n  - {id: a, daily_limit: 20, warmup: {start: 5, stpe: 2}}\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match=r"senders\[0\]\.warmup\.stpe: unknown key"):
+        load_settings(path, environ={})

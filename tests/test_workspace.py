@@ -318,3 +318,39 @@ def test_bringing_in_is_marked_done_and_can_be_done_again(tmp_path: Path) -> Non
         # A run that died before marking it brings the file in again: nothing twice.
         assert bring_in(ledger, info.id, state, 200.0) == 0
         assert ledger.totals() == {"sent": 5}
+
+
+async def test_a_warming_up_sender_starts_low_and_rises_with_each_window_it_sent_in(
+    sandbox: SandboxFactory, tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    from campaign_runner.config import SenderSettings, Warmup
+
+    window = 0.5
+    server = await sandbox(senders=roomy("a"), clock=fake_clock, window_seconds=window)
+    settings = settings_for(server, [("a", 5)], window=window)
+    warm = SenderSettings("a", 5, warmup=Warmup(start=2, step=1))
+    settings = settings.__class__(**{**settings.__dict__, "senders": (warm,)})
+    input_path = prospects(tmp_path / "p.csv", 20)
+    results = tmp_path / "p.results.csv"
+    sent = []
+    for _ in range(5):
+        campaign, summary = await run_campaign(settings, input_path, results, clock=fake_clock)
+        sent.append(summary.this_run.get("sent", 0))
+        fake_clock.advance(window * 1.01)  # past the rolling window's end: a new window
+    # 2, then one more for each window it sent in, up to its daily limit of 5.
+    assert sent == [2, 3, 4, 5, 5]
+    assert len(server.state.invitations) == 19
+    (plan,) = campaign.plan.senders
+    assert plan.daily_limit == 5
+
+
+def test_windows_sent_counts_whole_windows_since_the_first_invitation(tmp_path: Path) -> None:
+    from campaign_runner.ledger import ClaimRequest, SenderLimits, SQLiteLedger
+
+    limits = {"s": SenderLimits(daily_limit=100, weekly_limit=100, interval_seconds=0.0)}
+    with SQLiteLedger(tmp_path / "w.sqlite3") as ledger:
+        me = ledger.campaign("c", "/c.csv", 0.0).id
+        for n, at in enumerate([1000.0, 1010.0, 1250.0, 1420.0]):  # windows 0, 0, 2, 4
+            ledger.claim(me, [ClaimRequest(url(n), "s")], limits, 100.0, at)
+        assert ledger.windows_sent(["s", "nobody"], 100.0, 1430.0) == {"s": 2, "nobody": 0}
+        assert ledger.windows_sent(["s"], 100.0, 1530.0) == {"s": 3}

@@ -163,6 +163,13 @@ class Ledger(ABC):
         """Every sender's spending attempts in the rolling day and week."""
 
     @abstractmethod
+    def windows_sent(
+        self, sender_ids: Iterable[str], window_seconds: float, now: float
+    ) -> dict[str, int]:
+        """Per sender, in how many whole windows since its first invitation in the workspace
+        it sent (the window now under way not counted): what a warm-up counts."""
+
+    @abstractmethod
     def release(self, urls: Iterable[str], now: float) -> int:
         """Let the live attempts on ``urls`` go, so they may be invited again; how many."""
 

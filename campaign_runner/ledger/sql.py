@@ -264,6 +264,29 @@ class SqlLedger(Ledger):
                 [(o.status, o.request_id, o.error, now, o.claim_id) for o in outcomes],
             )
 
+    def windows_sent(
+        self, sender_ids: Iterable[str], window_seconds: float, now: float
+    ) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._tx() as q:
+            for sender in dict.fromkeys(sender_ids):
+                stamps = [
+                    float(row[0])
+                    for row in q.all(
+                        f"SELECT at FROM attempts WHERE sender_id = ? AND status IN {_SPENDING} "
+                        f"ORDER BY at",
+                        (sender,),
+                    )
+                ]
+                if not stamps:
+                    counts[sender] = 0
+                    continue
+                first = stamps[0]
+                current = int((now - first) // window_seconds)
+                windows = {int((t - first) // window_seconds) for t in stamps}
+                counts[sender] = len({w for w in windows if w < current})
+        return counts
+
     def release(self, urls: Iterable[str], now: float) -> int:
         wanted = list(dict.fromkeys(urls))
         with self._tx() as q:
