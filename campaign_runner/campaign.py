@@ -234,8 +234,9 @@ def _limits(settings: Settings, plan: Plan) -> dict[str, SenderLimits]:
         s.sender_id: SenderLimits(
             daily_limit=s.daily_limit,
             weekly_limit=s.weekly_limit if s.weekly_limit is not None else s.daily_limit,
-            # The sender's own pace over a whole window, for every campaign together.
-            interval_seconds=pacing_interval(s.daily_limit, window),
+            # The sender's own pace over a whole window (or its open hours), for every
+            # campaign together.
+            interval_seconds=pacing_interval(s.daily_limit, s.spread_seconds or window),
         )
         for s in plan.senders
     }

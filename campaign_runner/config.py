@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign_runner.errors import ConfigError
+from campaign_runner.hours import WorkingHours, parse_days, parse_hours, parse_zone
 
 API_KEY_ENV = "SENDPILOT_API_KEY"
 CONFIG_ENV = "CAMPAIGN_RUNNER_CONFIG"
@@ -66,6 +67,8 @@ class SenderSettings:
     # A new account starts low: its daily limit is `start`, raised by `step` for each
     # window in which it sent, up to daily_limit. None: no warm-up.
     warmup: Warmup | None = None
+    # Its own working hours, where they differ from pacing.hours/days/timezone.
+    hours: WorkingHours | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class PacingSettings:
     # LinkedIn's binding limit is weekly: a sender without its own weekly_limit gets this,
     # or its daily limit where that is higher (a week below a day would contradict it).
     default_weekly_limit: int = 100
+    # When invitations may leave (pacing.hours, .days, .timezone): by default always.
+    hours: WorkingHours = field(default_factory=WorkingHours)
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,13 @@ class Settings:
         """The sender's configured daily limit, or the default for unlisted senders."""
         configured = self.sender(sender_id)
         return configured.daily_limit if configured else self.pacing.default_daily_limit
+
+    def working_hours(self, sender_id: str) -> WorkingHours:
+        """When the sender's invitations may leave: its own hours, else pacing's."""
+        configured = self.sender(sender_id)
+        if configured is not None and configured.hours is not None:
+            return configured.hours
+        return self.pacing.hours
 
     def weekly_limit(self, sender_id: str) -> int:
         """The sender's weekly limit: its own, else the default, never below its day's."""
@@ -205,8 +217,19 @@ def load_settings(path: Path | None, environ: Mapping[str, str] = os.environ) ->
     pacing_raw = reader.mapping(
         top.get("pacing", {}),
         "pacing",
-        {"window_seconds", "concurrency", "jitter", "default_daily_limit", "default_weekly_limit"},
+        {
+            "window_seconds",
+            "concurrency",
+            "jitter",
+            "default_daily_limit",
+            "default_weekly_limit",
+            "hours",
+            "days",
+            "timezone",
+        },
     )
+    default_hours = _working_hours(reader, pacing_raw, "pacing", None)
+    assert default_hours is not None
     pacing = PacingSettings(
         window_seconds=reader.number(pacing_raw, "pacing.window_seconds", 86400.0, minimum=0.001),
         concurrency=int(reader.number(pacing_raw, "pacing.concurrency", 4, minimum=1, whole=True)),
@@ -217,6 +240,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str] = os.environ) ->
         default_weekly_limit=int(
             reader.number(pacing_raw, "pacing.default_weekly_limit", 100, minimum=0, whole=True)
         ),
+        hours=default_hours,
     )
     retry_raw = reader.mapping(
         top.get("retry", {}),
@@ -233,7 +257,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str] = os.environ) ->
     campaign_raw = reader.mapping(top.get("campaign", {}), "campaign", {"exclude", "note_template"})
     return Settings(
         api=api,
-        senders=_senders(reader, top.get("senders", [])),
+        senders=_senders(reader, top.get("senders", []), default_hours),
         pacing=pacing,
         retry=retry,
         workspace=WorkspaceSettings(database=database or None),
@@ -275,7 +299,36 @@ def _note_template(reader: _Reader, raw: dict[str, Any]) -> str | None:
     return value
 
 
-def _senders(reader: _Reader, raw: Any) -> tuple[SenderSettings, ...]:
+def _working_hours(
+    reader: _Reader, raw: dict[str, Any], where: str, default: WorkingHours | None
+) -> WorkingHours | None:
+    """hours/days/timezone under ``where``; those left out come from ``default`` (None
+    when ``default`` is given and ``where`` names none of them: nothing of its own)."""
+    given = {k: raw.get(k) for k in ("hours", "days", "timezone") if raw.get(k) is not None}
+    if default is not None and not given:
+        return None
+    base = default or WorkingHours()
+    try:
+        start, end = (
+            parse_hours(str(given["hours"]), f"{where}.hours")
+            if "hours" in given
+            else (base.start, base.end)
+        )
+        days = parse_days(str(given["days"]), f"{where}.days") if "days" in given else base.days
+        zone = (
+            parse_zone(str(given["timezone"]), f"{where}.timezone")
+            if "timezone" in given
+            else base.zone
+        )
+    except ValueError as exc:
+        key, _, problem = str(exc).partition(": ")
+        raise ConfigError(reader.source, key, problem) from None
+    if not days:
+        raise ConfigError(reader.source, f"{where}.days", "no day is open")
+    return WorkingHours(start, end, days, zone)
+
+
+def _senders(reader: _Reader, raw: Any, default_hours: WorkingHours) -> tuple[SenderSettings, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -285,7 +338,9 @@ def _senders(reader: _Reader, raw: Any) -> tuple[SenderSettings, ...]:
     for i, item in enumerate(raw):
         where = f"senders[{i}]"
         entry = reader.mapping(
-            item, where, {"id", "daily_limit", "weekly_limit", "premium", "warmup"}
+            item,
+            where,
+            {"id", "daily_limit", "weekly_limit", "premium", "warmup", "hours", "days", "timezone"},
         )
         sender_id = reader.string(entry, f"{where}.id", None)
         if not sender_id:
@@ -321,6 +376,7 @@ def _senders(reader: _Reader, raw: Any) -> tuple[SenderSettings, ...]:
                 premium=premium,
                 weekly_limit=weekly,
                 warmup=warmup,
+                hours=_working_hours(reader, entry, where, default_hours),
             )
         )
     return tuple(senders)

@@ -207,7 +207,7 @@ class Engine:
             SenderPacer(
                 s.sender_id,
                 s.capacity,
-                self.plan.window_seconds,
+                s.spread_seconds or self.plan.window_seconds,
                 jitter=self.settings.pacing.jitter,
                 rng=self._rng,
                 first_delay=self._recorded.last_sent.get(s.sender_id, -math.inf)
@@ -512,7 +512,17 @@ class _Run:
         row hands its turn back), so the loop waits for them before it ends.
         :meth:`Engine.request_stop` cancels it wherever it waits.
         """
+        hours = self.engine.settings.working_hours(pacer.sender_id)
+        clock = self.engine._clock
         while self._may_take_turns(pacer):
+            if not hours.is_open(clock.now()):
+                # A plain run sends only inside the sender's working hours; what is left
+                # waits for the next run (or for the window, under --wait).
+                self.progress.notice(
+                    f"sender {pacer.sender_id}: its working hours are over; the next "
+                    f"window opens {hours.describe(clock.now())}"
+                )
+                return
             if not (pacer.has_capacity and self._has_work(pacer.sender_id)):
                 if not self.sends:
                     return
@@ -520,6 +530,9 @@ class _Run:
                 continue
             if not await pacer.take_turn():
                 continue  # exhausted while it waited; the loop condition ends it
+            if not hours.is_open(clock.now()):
+                pacer.refund()  # the turn came after closing time
+                continue
             try:
                 await self.slots.acquire()
             except asyncio.CancelledError:

@@ -95,6 +95,8 @@ class SenderPlan:
     used_in_week: int = 0  # every campaign's, in the rolling week
     others_day: int = 0  # of the day's, what other campaigns of the workspace used
     others_week: int = 0
+    # What its capacity is spread over: the window, or the window's open hours.
+    spread_seconds: float = 0.0
 
     @property
     def usable(self) -> bool:
@@ -286,7 +288,7 @@ def plan_run(
             f"{when - now:.0f}s from now (was the clock set back?): pacing from now"
         )
     warmed = workspace.windows_sent if workspace is not None else {}
-    senders = _plan_senders(settings, api, spent, warnings, warmed)
+    senders = _plan_senders(settings, api, spent, warnings, warmed, now)
 
     todo = selection.todo
     held: list[JournalRecord] = []
@@ -515,6 +517,7 @@ def _plan_senders(
     spent: _Spent,
     warnings: list[str],
     warmed: Mapping[str, int],
+    now: float,
 ) -> list[SenderPlan]:
     window = settings.pacing.window_seconds
     if api.senders is None:
@@ -532,6 +535,9 @@ def _plan_senders(
         if premium is None and info is not None:
             premium = info.premium
         skipped = "" if api.senders is None else _skip_reason(info)
+        hours = settings.working_hours(sender_id)
+        if not skipped and not hours.is_open(now):
+            skipped = f"outside its working hours: the next window opens {hours.describe(now)}"
         if skipped:
             warnings.append(f"sender {sender_id}: {skipped}; skipped")
         status = "offline" if api.senders is None else (info.status if info else "not found")
@@ -545,7 +551,8 @@ def _plan_senders(
                 spent=spent,
                 api_remaining=quota.remaining if quota else None,
                 premium=premium,
-                window=window,
+                # A day's invitations are spread over its open hours, not the whole day.
+                window=window * hours.open_fraction,
                 skipped=skipped,
             )
         )
@@ -614,6 +621,7 @@ def _sender_plan(
         used_in_week=week,
         others_day=spent.others_day.get(sender_id, 0),
         others_week=spent.others_week.get(sender_id, 0),
+        spread_seconds=window,
     )
 
 

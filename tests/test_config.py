@@ -281,3 +281,37 @@ def test_a_warmup_is_read_and_checked(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"senders\[0\]\.warmup\.stpe: unknown key"):
         load_settings(path, environ={})
+
+
+def test_working_hours_are_read_with_sender_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "pacing: {hours: '09:00-18:00', days: mon-fri, timezone: Europe/Berlin}\n"
+        "senders:\n"
+        "  - {id: a, daily_limit: 20}\n"
+        "  - {id: b, daily_limit: 20, hours: '10:00-12:00', timezone: America/New_York}\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(path, environ={})
+    a, b = settings.working_hours("a"), settings.working_hours("b")
+    assert (a.start.hour, a.end.hour, sorted(a.days)) == (9, 18, [0, 1, 2, 3, 4])
+    assert getattr(a.zone, "key", None) == "Europe/Berlin"
+    assert (b.start.hour, b.end.hour, sorted(b.days)) == (10, 12, [0, 1, 2, 3, 4])
+    assert getattr(b.zone, "key", None) == "America/New_York"
+    assert a.open_fraction == 9 / 24
+
+
+@pytest.mark.parametrize(
+    ("pacing", "message"),
+    [
+        ("{hours: '9-18'}", r"pacing\.hours: '9-18' is not a span like '09:00-18:00'"),
+        ("{hours: '09:00-25:00'}", r"pacing\.hours: '09:00-25:00' holds a time that does not"),
+        ("{days: 'mon-fir'}", r"pacing\.days: 'mon-fir': days are mon, tue"),
+        ("{timezone: Mars/Olympus}", r"pacing\.timezone: 'Mars/Olympus' is not an IANA timezone"),
+    ],
+)
+def test_bad_working_hours_say_where(tmp_path: Path, pacing: str, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"pacing: {pacing}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, environ={})

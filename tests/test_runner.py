@@ -1276,3 +1276,36 @@ async def test_a_clock_set_back_is_said_and_pacing_goes_on_from_now(
     # ahead counting as sent), not that plus the two hours.
     first = min(i.created_at for i in server.state.invitations) - started
     assert first == pytest.approx(86_400 / 23, abs=1)
+
+
+async def test_invitations_leave_only_in_working_hours_spread_across_them(
+    sandbox: SandboxFactory, tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
+    from datetime import UTC, datetime
+
+    from campaign_runner.config import PacingSettings
+    from campaign_runner.hours import WorkingHours, parse_days, parse_hours, parse_zone
+
+    # The virtual clock starts on Tuesday 2023-11-14 at 22:13:20 UTC; the sender works
+    # an hour on Tuesdays from 22:30, four invitations a day: one every 15 minutes.
+    start, end = parse_hours("22:30-23:30", "hours")
+    hours = WorkingHours(start, end, parse_days("tue", "days"), parse_zone("UTC", "zone"))
+    server = await sandbox(senders=roomy("a"), clock=virtual_clock.now, window_seconds=86_400)
+    settings = settings_for(server, [("a", 4)], window=86_400)
+    settings = settings.__class__(
+        **{**settings.__dict__, "pacing": PacingSettings(window_seconds=86_400, hours=hours)}
+    )
+    input_path = prospects(tmp_path / "p.csv", 6)
+    results = tmp_path / "r.csv"
+
+    campaign, early = await run_campaign(settings, input_path, results, clock=virtual_clock)
+    assert early.this_run == {} and early.exit_code == 3
+    (sender,) = campaign.plan.senders
+    assert sender.skipped == "outside its working hours: the next window opens Tue 22:30 UTC"
+
+    opens = datetime(2023, 11, 14, 22, 30, tzinfo=UTC).timestamp()
+    await virtual_clock.sleep(opens - virtual_clock.now())
+    _, inside = await run_campaign(settings, input_path, results, clock=virtual_clock)
+    assert inside.this_run == {"sent": 4}
+    times = [i.created_at - opens for i in server.state.invitations]
+    assert times == pytest.approx([0, 900, 1800, 2700], abs=1)  # within 22:30-23:30
