@@ -386,7 +386,7 @@ class Engine:
         run.journal_later(
             work.record(holder.sender_id, ALREADY_INVITED, extra=self._marks, error=error)
         )
-        run.count(run.progress, ALREADY_INVITED, sender_id)
+        run.count(ALREADY_INVITED, sender_id)
 
     def _settle(self, claim_id: int | None, status: str, request_id: str, error: str) -> None:
         if claim_id is not None and self._claims is not None:
@@ -610,11 +610,12 @@ class _Run:
             self.give_back(work, pacer.sender_id)
             self.started -= 1
         else:
-            self.count(self.progress, outcome.status, pacer.sender_id)
+            self.count(outcome.status, pacer.sender_id)
 
-    def count(self, progress: Progress, status: str, sender_id: str) -> None:
+    def count(self, status: str, sender_id: str) -> None:
+        """One row of this run is final: count it, and show it."""
         self.summary.this_run[status] += 1
-        progress.advance(sender_id, status)
+        self.progress.advance(sender_id, status)
 
 
 async def _unless_stopped(

@@ -60,18 +60,11 @@ from campaign_runner.csvio import FORMULA_FIRST_CHARS, escape_cell
 from campaign_runner.exclusions import Exclusions, fold_companies
 from campaign_runner.notes import BoundTemplate, NoteTemplate, parse_template, placeholder_reasons
 from campaign_runner.prospects import Prospects, load_prospects
-from campaign_runner.urls import (
-    PROFILE_PREFIX,
-    InvalidUrl,
-    normalize_chunk,
-    normalize_profile_url,
-    normalize_urls,
-)
+from campaign_runner.urls import normalize_chunk
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PROFILE_PREFIX", "InvalidUrl", "normalize_profile_url", "normalize_urls"]
 
 STATUS_VALID = "valid"
 STATUS_INVALID = "invalid"

@@ -18,18 +18,16 @@ from hypothesis import strategies as st
 
 from campaign_runner.errors import ConfigError, InputError
 from campaign_runner.prospects import load_prospects
+from campaign_runner.urls import InvalidUrl, normalize_profile_url, normalize_urls
 from campaign_runner.validation import (
     FRAME_COLUMNS,
     NOTE_LIMIT,
     STATUS_DUPLICATE,
     STATUS_INVALID,
     STATUS_VALID,
-    InvalidUrl,
     ValidationResult,
     check_file,
     check_prospects,
-    normalize_profile_url,
-    normalize_urls,
     note_length,
     note_lengths,
     validate_file,

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 def open_workspace(
     config_path: Path | None, sandbox: bool, *, read_only: bool
-) -> tuple[str, Ledger | None]:
+) -> tuple[Settings, str, Ledger | None]:
+    """The settings, and where the workspace's ledger is and the ledger itself (None for
+    ``read_only`` when it does not exist yet)."""
     from campaign_runner.workspace import ledger_location, open_ledger
 
     with user_errors():
@@ -35,7 +37,7 @@ def open_workspace(
                 "which workspace? it is chosen by the API key: set SENDPILOT_API_KEY, or "
                 "workspace.database in the config"
             )
-        return location, open_ledger(location, read_only=read_only)
+        return settings, location, open_ledger(location, read_only=read_only)
 
 
 @cli.group(invoke_without_command=True)
@@ -60,9 +62,8 @@ def workspace(ctx: click.Context, config_path: Path | None, sandbox: bool, as_js
         return
     import time
 
-    location, ledger = open_workspace(config_path, sandbox, read_only=True)
+    settings, location, ledger = open_workspace(config_path, sandbox, read_only=True)
     with user_errors():
-        settings = load_settings(find_config(config_path))
         payload = _workspace_payload(location, ledger, settings, time.time())
     if as_json:
         click.echo(json.dumps(payload, indent=2))
@@ -133,7 +134,7 @@ def workspace_import(files: tuple[Path, ...], config_path: Path | None, sandbox:
     from campaign_runner.journal import load_journal
     from campaign_runner.workspace import bring_in
 
-    _, ledger = open_workspace(config_path, sandbox, read_only=False)
+    _, _, ledger = open_workspace(config_path, sandbox, read_only=False)
     assert ledger is not None
     with ledger, user_errors():
         for path in files:
@@ -190,7 +191,7 @@ def workspace_release(
                     continue
     if not wanted:
         raise click.UsageError("name the people to release: URL... or --file FILE")
-    _, ledger = open_workspace(config_path, sandbox, read_only=False)
+    _, _, ledger = open_workspace(config_path, sandbox, read_only=False)
     assert ledger is not None
     with ledger, user_errors():
         released = ledger.release(wanted, time.time())
