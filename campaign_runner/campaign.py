@@ -159,7 +159,7 @@ class Campaign:
             claims = LedgerSession(
                 ledger,
                 campaign_id,
-                _limits(settings, planned.plan),
+                _limits(planned.plan),
                 settings.pacing.window_seconds,
                 clock.now,
             )
@@ -228,15 +228,14 @@ def _register(
     return info.id
 
 
-def _limits(settings: Settings, plan: Plan) -> dict[str, SenderLimits]:
-    window = settings.pacing.window_seconds
+def _limits(plan: Plan) -> dict[str, SenderLimits]:
     return {
         s.sender_id: SenderLimits(
             daily_limit=s.daily_limit,
-            weekly_limit=s.weekly_limit if s.weekly_limit is not None else s.daily_limit,
+            weekly_limit=s.weekly_limit,
             # The sender's own pace over a whole window (or its open hours), for every
             # campaign together.
-            interval_seconds=pacing_interval(s.daily_limit, s.spread_seconds or window),
+            interval_seconds=pacing_interval(s.daily_limit, s.spread_seconds),
         )
         for s in plan.senders
     }

@@ -1,8 +1,10 @@
 """Capacity accounting: how many invitations each sender may still send, and how fast.
 
-A sender's capacity for this run is the smaller of its own ceiling (``daily_limit`` minus
-what it sent in the last ``window_seconds``) and what the API's quota reports as
-remaining. That capacity is spread evenly over the window: one invitation per
+A sender's capacity for this run is the smallest of its own ceilings (``daily_limit``
+minus what the workspace sent from it in the last ``window_seconds``, ``weekly_limit``
+minus the same over seven windows) and what the API's quota reports as remaining. That
+capacity is spread evenly over the window's open hours (the whole window without working
+hours, :mod:`campaign_runner.hours`): one invitation per
 :func:`pacing_interval`, so a sender never bursts, and a new run keeps the spacing from
 the last invitation of the run before (:meth:`CapacityLines.last_sent`). Capacity frees up
 as the oldest invitation in the window leaves it (:meth:`CapacityLines.next_renewal`).

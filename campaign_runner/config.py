@@ -323,8 +323,6 @@ def _working_hours(
     except ValueError as exc:
         key, _, problem = str(exc).partition(": ")
         raise ConfigError(reader.source, key, problem) from None
-    if not days:
-        raise ConfigError(reader.source, f"{where}.days", "no day is open")
     return WorkingHours(start, end, days, zone)
 
 
@@ -364,10 +362,12 @@ def _senders(reader: _Reader, raw: Any, default_hours: WorkingHours) -> tuple[Se
             raise ConfigError(reader.source, f"{where}.premium", "must be true or false")
         warmup = None
         if entry.get("warmup") is not None:
-            raw = reader.mapping(entry["warmup"], f"{where}.warmup", {"start", "step"})
+            ramp = reader.mapping(entry["warmup"], f"{where}.warmup", {"start", "step"})
             warmup = Warmup(
-                start=int(reader.number(raw, f"{where}.warmup.start", None, minimum=0, whole=True)),
-                step=int(reader.number(raw, f"{where}.warmup.step", None, minimum=0, whole=True)),
+                start=int(
+                    reader.number(ramp, f"{where}.warmup.start", None, minimum=0, whole=True)
+                ),
+                step=int(reader.number(ramp, f"{where}.warmup.step", None, minimum=0, whole=True)),
             )
         senders.append(
             SenderSettings(

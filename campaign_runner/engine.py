@@ -207,7 +207,7 @@ class Engine:
             SenderPacer(
                 s.sender_id,
                 s.capacity,
-                s.spread_seconds or self.plan.window_seconds,
+                s.spread_seconds,
                 jitter=self.settings.pacing.jitter,
                 rng=self._rng,
                 first_delay=self._recorded.last_sent.get(s.sender_id, -math.inf)
@@ -517,7 +517,7 @@ class _Run:
         while self._may_take_turns(pacer):
             if not hours.is_open(clock.now()):
                 # A plain run sends only inside the sender's working hours; what is left
-                # waits for the next run (or for the window, under --wait).
+                # waits for the next run.
                 self.progress.notice(
                     f"sender {pacer.sender_id}: its working hours are over; the next "
                     f"window opens {hours.describe(clock.now())}"

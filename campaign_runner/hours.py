@@ -42,13 +42,6 @@ class WorkingHours:
     def is_open(self, epoch: float) -> bool:
         return self.always or self._span_at(epoch) is not None
 
-    def closes_at(self, epoch: float) -> float | None:
-        """When the span open at ``epoch`` ends (None: always open, or closed now)."""
-        if self.always:
-            return None
-        span = self._span_at(epoch)
-        return span[1] if span is not None else None
-
     def next_open(self, epoch: float) -> float:
         """The moment (epoch seconds) the next span opens; ``epoch`` itself when open."""
         if self.is_open(epoch):

@@ -1,7 +1,7 @@
 """Per-sender pacing, and the back-off shared by all senders.
 
 A sender's capacity for this run (:mod:`campaign_runner.capacity`) is spread evenly over
-``window_seconds`` by one :class:`aiolimiter.AsyncLimiter` per sender, allowing one
+the window's open hours by one :class:`aiolimiter.AsyncLimiter` per sender, allowing one
 invitation per interval: a sender never bursts, and never goes past its capacity, however
 many rows are waiting.
 

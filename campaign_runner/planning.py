@@ -91,7 +91,7 @@ class SenderPlan:
     interval_seconds: float
     premium: bool | None
     skipped: str = ""  # why it will not send, or ''
-    weekly_limit: int | None = None
+    weekly_limit: int = 0  # always set by planning; 0 only in a hand-made SenderPlan
     used_in_week: int = 0  # every campaign's, in the rolling week
     others_day: int = 0  # of the day's, what other campaigns of the workspace used
     others_week: int = 0

@@ -5,7 +5,7 @@ configuration at all, whichever form of the base URL it uses (``/v1`` or ``/api/
 API key belongs to exactly one workspace, so the default ledger is chosen by the key: one
 SQLite file per workspace in the user's data directory (``$XDG_DATA_HOME/campaign-runner/``
 on Linux, the platform's equivalent elsewhere), named by an irreversible fingerprint of
-the key (or by the workspace id, where the API reports one). ``workspace.database`` in
+the key (the API reports no workspace id to name it by). ``workspace.database`` in
 the config, or ``CAMPAIGN_RUNNER_DATABASE``, names another: a path, or a ``postgresql://``
 URL that a team shares. Rehearsals (``--sandbox``) always use a ledger of their own.
 """
@@ -23,6 +23,7 @@ import platformdirs
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from campaign_runner.arrowkit import to_numpy
 from campaign_runner.config import Secret, Settings
 from campaign_runner.journal import JournalState
 from campaign_runner.ledger import ImportLine, Ledger, SQLiteLedger
@@ -45,9 +46,7 @@ def key_fingerprint(key: Secret) -> str:
     return digest.hexdigest()[:16]
 
 
-def ledger_location(
-    settings: Settings, *, rehearsal: bool, workspace_id: str | None = None
-) -> str | None:
+def ledger_location(settings: Settings, *, rehearsal: bool) -> str | None:
     """Where this run's ledger is: a path or URL; None when the workspace is not known
     (no API key and nothing configured: a dry run planned from the config alone)."""
     if rehearsal:
@@ -55,8 +54,6 @@ def ledger_location(
     if settings.workspace.database:
         database = settings.workspace.database
         return database if is_postgres_url(database) else str(Path(database).expanduser())
-    if workspace_id:
-        return str(data_dir() / "workspaces" / f"{_safe(workspace_id)}.sqlite3")
     if settings.api.api_key is None:
         return None
     return str(data_dir() / "workspaces" / f"key-{key_fingerprint(settings.api.api_key)}.sqlite3")
@@ -65,16 +62,10 @@ def ledger_location(
 def open_ledger(location: str, *, read_only: bool = False) -> Ledger | None:
     """The ledger at ``location``. For ``read_only`` (a dry run's view), an SQLite file is
     opened without being changed, and None is returned when it does not exist yet."""
-    if is_postgres_url(location):
-        return open_database(location)
-    path = Path(location)
-    if read_only:
+    if read_only and not is_postgres_url(location):
+        path = Path(location)
         return SQLiteLedger(path, read_only=True) if path.exists() else None
-    return SQLiteLedger(path)
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:64]
+    return open_database(location)
 
 
 def import_lines(state: JournalState, now: float) -> ImportLines:
@@ -96,7 +87,7 @@ def import_lines(state: JournalState, now: float) -> ImportLines:
     # divided by 10**6, as datetime.timestamp does), a second less for a million lines.
     placeholder = pc.if_else(canonical, stamps, "1970-01-01T00:00:00.000Z")
     micros = pc.cast(pc.cast(placeholder, pa.timestamp("us", tz="UTC")), pa.int64())
-    at = np.where(_to_bools(canonical), _to_ints(micros) / 1e6, now)
+    at = np.where(to_numpy(canonical), to_numpy(micros) / 1e6, now)
     return ImportLines(table, at)
 
 
@@ -171,11 +162,3 @@ class ImportLines(Sequence[ImportLine]):
             )
             for i in range(len(url))
         ]
-
-
-def _to_bools(values: pa.ChunkedArray) -> npt.NDArray[np.bool_]:
-    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _to_ints(values: pa.ChunkedArray) -> npt.NDArray[np.int64]:
-    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.int64)

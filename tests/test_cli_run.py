@@ -866,3 +866,16 @@ def test_a_workbook_sheet_is_chosen_and_said(serve: Serve, tmp_path: Path) -> No
     wrong = invoke(["run", str(path), "--config", str(config), "--yes", "--sheet", "Leeds"])
     assert wrong.exit_code == 2
     assert "Leads" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
+
+
+def test_a_rehearsal_keeps_a_configured_warm_up(tmp_path: Path) -> None:
+    input_path = prospects(tmp_path / "p.csv", 4)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "senders:\n  - {id: sender_alice, daily_limit: 25, warmup: {start: 1, step: 1}}\n",
+        encoding="utf-8",
+    )
+    result = invoke(["run", str(input_path), "--sandbox", "--config", str(config)], key=None)
+    assert result.exit_code == 3, result.output  # one today, the rest later
+    assert "sender sender_alice: warming up, 1 this window" in result.stderr
+    assert final_counts(tmp_path / "p.sandbox.results.csv") == {"sent": 1}

@@ -223,8 +223,14 @@ def _sandbox_config(settings: Settings) -> SandboxConfig:
 def _settings_for_sandbox(settings: Settings, server: SandboxServer) -> Settings:
     """The settings of a run against ``server``: its URL and key, its senders (so that
     notes are known to reach Premium senders only), and the compressed window."""
+    # The stand-in's capacity and kind, over what the config says of the same sender
+    # (its warm-up, weekly limit and working hours are rehearsed too).
     senders = tuple(
-        SenderSettings(id=s.id, daily_limit=s.capacity, premium=s.premium)
+        dataclasses.replace(
+            settings.sender(s.id) or SenderSettings(id=s.id, daily_limit=s.capacity),
+            daily_limit=s.capacity,
+            premium=s.premium,
+        )
         for s in server.sandbox.config.senders
     )
     return dataclasses.replace(

@@ -208,6 +208,8 @@ class SqlLedger(Ledger):
         # time: the results file is locked); the ledger paces campaigns against each other.
         # A slot more than an interval ahead was reserved before the clock was set back:
         # waiting for it would idle the sender for as long as the step, so it is passed.
+        # (Planning's test for a step is a second ahead; a reserved slot is legitimately
+        # up to one interval ahead, so only more than that is a step here.)
         next_slot = float(slot[0]) if slot is not None else now
         stepped = next_slot > now + limit.interval_seconds
         if slot is not None and now < next_slot and not stepped and int(slot[1]) != campaign_id:
