@@ -23,7 +23,6 @@ from campaign_runner.clock import Clock, SystemClock
 from campaign_runner.config import API_KEY_ENV, Settings
 from campaign_runner.engine import Engine, Progress, SilentProgress, Summary
 from campaign_runner.errors import JournalError
-from campaign_runner.exclusions import load_exclusions
 from campaign_runner.journal import Journal, JournalState, load_journal
 from campaign_runner.ledger import Ledger, SenderLimits
 from campaign_runner.ledger.session import LedgerSession
@@ -38,7 +37,7 @@ from campaign_runner.planning import (
     results_file_problem,
     select_rows,
 )
-from campaign_runner.validation import check_file
+from campaign_runner.validation import check_with_settings
 from campaign_runner.workspace import bring_in, ledger_location, open_ledger
 
 __all__ = ["Campaign", "Plan", "Progress", "RunOptions", "SilentProgress", "Summary"]
@@ -86,14 +85,14 @@ class Campaign:
         results lock unless this is a dry run; call :meth:`close` (or :meth:`execute`) to
         release it."""
         clock = clock or SystemClock()
-        exclusions = load_exclusions([*settings.campaign.exclude, *options.exclude])
-        verdicts = check_file(
+        verdicts = check_with_settings(
             options.input_path,
+            settings,
             url_column=options.url_column,
             note_column=options.note_column,
-            exclusions=exclusions,
-            note_template=options.note_template or settings.campaign.note_template,
+            note_template=options.note_template,
             sheet=options.sheet,
+            exclude=options.exclude,
         )
         client, api = await _ask_api(settings, session, options.dry_run)
         rehearsal = options.sandbox or (client is not None and client.stand_in)

@@ -32,6 +32,7 @@ Speed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,8 +57,9 @@ from campaign_runner.arrowkit import (
     string_chunks,
     to_numpy,
 )
+from campaign_runner.config import Settings
 from campaign_runner.csvio import FORMULA_FIRST_CHARS, escape_cell
-from campaign_runner.exclusions import Exclusions, fold_companies
+from campaign_runner.exclusions import Exclusions, fold_companies, load_exclusions
 from campaign_runner.notes import BoundTemplate, NoteTemplate, parse_template, placeholder_reasons
 from campaign_runner.prospects import Prospects, load_prospects
 from campaign_runner.urls import normalize_chunk
@@ -308,6 +310,29 @@ def check_file(
     del prospects  # its URLs as written, needed no more: free them before releasing memory
     release_unused()
     return verdicts
+
+
+def check_with_settings(
+    path: Path,
+    settings: Settings,
+    *,
+    url_column: str | None = None,
+    note_column: str | None = None,
+    note_template: str | None = None,
+    sheet: str | int | None = None,
+    exclude: Sequence[Path] = (),
+) -> Verdicts:
+    """:func:`check_file` as ``validate`` and ``run`` call it: the config's do-not-contact
+    lists with ``exclude`` added, and its note template unless ``note_template`` is given."""
+    exclusions = load_exclusions([*settings.campaign.exclude, *exclude])
+    return check_file(
+        path,
+        url_column=url_column,
+        note_column=note_column,
+        exclusions=exclusions,
+        note_template=note_template or settings.campaign.note_template,
+        sheet=sheet,
+    )
 
 
 def _narrowed(prospects: Prospects, template: BoundTemplate) -> Prospects:

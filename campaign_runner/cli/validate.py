@@ -75,19 +75,18 @@ def validate(
         campaign-runner validate prospects.csv --preview 5
     """
     # Imported here so that other commands do not pay for Arrow at startup.
-    from campaign_runner.exclusions import load_exclusions
-    from campaign_runner.validation import check_file, write_report
+    from campaign_runner.validation import check_with_settings, write_report
 
     with user_errors():
         settings = load_settings(find_config(config_path))
-        exclusions = load_exclusions([*settings.campaign.exclude, *inputs.exclude])
-        verdicts = check_file(
+        verdicts = check_with_settings(
             input_path,
+            settings,
             url_column=inputs.url_column,
             note_column=inputs.note_column,
-            exclusions=exclusions,
-            note_template=inputs.note_template or settings.campaign.note_template,
+            note_template=inputs.note_template,
             sheet=inputs.sheet,
+            exclude=inputs.exclude,
         )
     if report_path is not None:
         try:
