@@ -42,6 +42,8 @@ class ResultKind(enum.Enum):
     # route the server does not have): api.base_url is wrong; stop the whole run.
     MISCONFIGURED = "misconfigured"
     DAILY_LIMIT = "daily_limit"  # 429 about the daily connection limit: sender done for the window
+    # 400 saying the sender is disconnected: the sender, not the row, is at fault.
+    SENDER_UNAVAILABLE = "sender_unavailable"
     RATE_LIMITED = "rate_limited"  # 429 rate limit of the API itself: back off, retry
     SERVER_ERROR = "server_error"  # 5xx: retry
     NOT_SENT = "not_sent"  # connection refused, DNS, connect timeout: the request never left
@@ -332,7 +334,21 @@ def _classify(
             message=f"HTTP {status}: {message}",
             retry_after=parse_retry_after(headers.get("Retry-After")),
         )
+    if status == 400 and _sender_unavailable(message):
+        return ConnectResult(ResultKind.SENDER_UNAVAILABLE, http_status=status, message=message)
     return ConnectResult(ResultKind.REJECTED, http_status=status, message=message)
+
+
+def _sender_unavailable(message: str) -> bool:
+    """Whether a 400 says the sender cannot send (its LinkedIn session ended), not that
+    the row is wrong.
+
+    The wording is assumed ("Sender <id> is disconnected"). The documented 400, "Invalid
+    request or sender not found", is not taken for it: it may well be about the row, and
+    reading it as the sender's would stop a sender for every bad row.
+    """
+    lowered = message.lower()
+    return "sender" in lowered and "disconnected" in lowered
 
 
 def _classify_success(status: int, raw: bytes, complete: bool) -> ConnectResult:

@@ -69,6 +69,13 @@ async def test_already_connected(sandbox: SandboxFactory, session: aiohttp.Clien
         (FaultRule("error", status=503), ResultKind.SERVER_ERROR, None),
         (FaultRule("error", status=400, message="Invalid request"), ResultKind.REJECTED, None),
         (FaultRule("error", status=404), ResultKind.REJECTED, None),
+        # The documented 400 may be about the row: not taken for the sender's.
+        (
+            FaultRule("error", status=400, message="Invalid request or sender not found"),
+            ResultKind.REJECTED,
+            None,
+        ),
+        (FaultRule("disconnect"), ResultKind.SENDER_UNAVAILABLE, None),
         (FaultRule("error", status=403), ResultKind.AUTH, None),
         (FaultRule("rate_limit", retry_after=3), ResultKind.RATE_LIMITED, 3.0),
         (FaultRule("rate_limit", retry_after=None), ResultKind.RATE_LIMITED, None),

@@ -157,6 +157,9 @@ def _route(name: str, handle: _Handler) -> Any:
             sandbox.state.counters[(name, rule.label)] += 1
             if rule.kind == "latency":
                 await _wait(sandbox, rule.seconds)
+            elif rule.kind == "disconnect":
+                if sender is not None:
+                    sandbox.state.disconnected.add(sender)
             elif not rule.after_handling:
                 return _before_handling(request, rule, sandbox)
         answer: _Answer = handle(sandbox, body)
@@ -300,7 +303,7 @@ def _connect(sandbox: Sandbox, body: object) -> _Answer:
     if sender is None:
         state.counters[("connect", "unknown_sender")] += 1
         return _error(400, SENDER_NOT_FOUND_MESSAGE)
-    if sender.status == "disconnected":
+    if state.status(sender) == "disconnected":
         state.counters[("connect", "sender_disconnected")] += 1
         return _error(400, f"Sender {sender.id} is disconnected")
     url: str = body["recipientLinkedinUrl"]
@@ -361,7 +364,7 @@ def _senders(sandbox: Sandbox, body: object) -> _Answer:
             "id": s.id,
             "name": s.name,
             "linkedinUrl": s.linkedin_url,
-            "status": s.status,
+            "status": sandbox.state.status(s),
             # Message usage, as the real list reports it; the sandbox sends no messages.
             "dailyMessageLimit": MESSAGE_LIMIT,
             "messagesSentToday": 0,

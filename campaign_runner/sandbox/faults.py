@@ -63,6 +63,12 @@ Doing (``kind``):
     ``content_type`` serves the body under another type than ``application/json``
     (``text/html``: a website's or a proxy's page, as a wrong ``api.base_url`` meets).
 
+``disconnect``
+    From this request on, the request's sender is disconnected, as when its LinkedIn
+    session ends mid-campaign: this request and every later one for that sender answer
+    400 ``"Sender <id> is disconnected"``, and the senders list shows it so. Select the
+    sender with ``sender`` and the moment with ``nth``.
+
 ``hang``, ``drop``, ``malformed`` and a 2xx ``body`` are the ambiguous outcomes a client
 must survive: the invitation exists, but the client cannot know it.
 
@@ -89,6 +95,7 @@ FAULT_KINDS = (
     "malformed",
     "redirect",
     "body",
+    "disconnect",
 )
 ROUTES = ("connect", "senders", "quotas", "*")
 # Faults that let the request create its invitation before going wrong (``body`` too, when

@@ -137,7 +137,8 @@ class SandboxState:
     Inspect ``invitations`` (every invitation created, in order, duplicates included) and
     ``counters`` (a ``Counter`` keyed by ``(route, outcome)``) from tests; ``accepted`` maps
     request ids to the clock time their acceptance was simulated; ``requests`` counts the
-    authenticated requests per route (what a fault's ``nth`` refers to).
+    authenticated requests per route (what a fault's ``nth`` refers to); ``disconnected``
+    holds the senders a ``disconnect`` fault cut off mid-run.
     """
 
     config: SandboxConfig
@@ -146,6 +147,7 @@ class SandboxState:
     counters: Counter[tuple[str, str]] = field(default_factory=Counter)
     accepted: dict[str, float] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
+    disconnected: set[str] = field(default_factory=set)
     _used: dict[str, tuple[int, int]] = field(default_factory=dict)
     _invited: Counter[str] = field(default_factory=Counter)
     _ids: random.Random = field(default_factory=random.Random)
@@ -160,6 +162,10 @@ class SandboxState:
             _ids=random.Random(f"{config.seed}/ids"),
             _already_connected=frozenset(profile_key(u) for u in config.already_connected),
         )
+
+    def status(self, sender: SandboxSender) -> str:
+        """The sender's status now: as configured, unless a fault disconnected it."""
+        return "disconnected" if sender.id in self.disconnected else sender.status
 
     def next_request(self, route: str) -> int:
         """Count one more authenticated request to ``route``; returns its 1-based number."""
