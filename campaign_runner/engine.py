@@ -1,11 +1,18 @@
-"""Executing a plan: one paced loop per sender, a bounded number of requests in flight.
+"""Executing a plan: one scheduler of next-due senders, a bounded number of requests in flight.
 
-Each sender's loop waits for the sender's next paced slot, takes the next row (its own
-pinned rows first, then the shared queue, so that senders with more capacity take more
-rows), and sends it in a task bounded by the global concurrency cap. A turn that created
-no invitation (already connected, a rejected row, a failure) is handed back and used again
-while rows remain: the loop waits for rows and turns in flight to come back before it
-gives up.
+The senders wait in a heap ordered by the time of their next paced turn (the limiter of
+each, :class:`~campaign_runner.pacing.SenderPacer`, has the last word). The scheduler
+sleeps until the first of them is due, or until something changes (a send ends, a row
+comes back), and starts that sender's turn: a task that takes the sender's next row (its
+own pinned rows first, then the shared ones, so that senders with more capacity take
+more), claims it in the workspace and starts its send within the global concurrency cap.
+When the turn has its send under way, the sender goes back on the heap for its next slot.
+Nothing waits per sender: a thousand idle senders cost a thousand heap entries, and a send
+that ends wakes one scheduler, not every sender. A sender with no row it could take is set
+aside until one comes back (another sender reached its daily limit, say), and a turn that
+created no invitation (already connected, a rejected row, a failure) is handed back and
+used again while rows remain. The rows themselves stay in Arrow until they are due
+(:mod:`campaign_runner.work`).
 
 The one promise that matters: an invitation is never sent twice. Before a request leaves,
 a ``pending`` line is durable in the journal; any outcome that leaves doubt is recorded
@@ -16,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import math
 import random
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -27,6 +36,7 @@ from campaign_runner.client import ConnectResult, ResultKind, SendPilotClient
 from campaign_runner.clock import Clock
 from campaign_runner.config import Settings
 from campaign_runner.errors import ApiError, AuthError
+from campaign_runner.hours import WorkingHours
 from campaign_runner.journal import (
     ALREADY_CONNECTED,
     ALREADY_INVITED,
@@ -49,10 +59,10 @@ from campaign_runner.planning import (
     NOTE_DELIVERED,
     Plan,
     Planned,
-    WorkItem,
 )
 from campaign_runner.retry import RetryPolicy
 from campaign_runner.timestamps import format_timestamp
+from campaign_runner.work import RowQueue, WorkItem
 
 
 class Progress(Protocol):
@@ -142,7 +152,9 @@ class Engine:
         self._first_send_at: float | None = None
         self._policy = RetryPolicy.from_settings(settings.retry, rng)
         self._stop = asyncio.Event()
-        self._loops: list[asyncio.Task[None]] = []
+        self._active: _Run | None = None
+        # How this run changed the rows' statuses: {status: +n or -n}, as outcomes come.
+        self._changes: Counter[str] = Counter()
         self._abort: ApiError | None = None  # why the API refused the whole run
         self._halted = ""  # why the run stopped early on its own (not an interruption)
         self._premium = {s.sender_id: s.premium for s in self.plan.senders}
@@ -150,10 +162,11 @@ class Engine:
     def request_stop(self) -> None:
         """Stop starting requests; those in flight finish and are recorded."""
         self._stop.set()
-        # Sender loops wait on pacing for up to an interval (an hour, for 24 a day):
-        # cancel them rather than make every wait race the stop event.
-        for loop in self._loops:
-            loop.cancel()
+        # The scheduler waits for the next paced turn for up to an interval (an hour, for
+        # 24 a day): cancel it and the turns under way rather than make every wait race
+        # the stop event.
+        if self._active is not None:
+            self._active.cancel_waits()
 
     def _halt(self, reason: str) -> None:
         self._halted = self._halted or reason
@@ -203,8 +216,8 @@ class Engine:
 
     async def _run(self, progress: Progress, summary: Summary) -> None:
         now = self._clock.now()
-        pacers = [
-            SenderPacer(
+        pacers = {
+            s.sender_id: SenderPacer(
                 s.sender_id,
                 s.capacity,
                 s.spread_seconds,
@@ -217,15 +230,15 @@ class Engine:
             )
             for s in self.plan.senders
             if s.usable
-        ]
-        usable = {p.sender_id for p in pacers}
+        }
         concurrency = self.settings.pacing.concurrency
         run = _Run(
             engine=self,
             progress=progress,
             summary=summary,
-            shared=deque(w for w in self._work if not w.pinned),
-            pinned={sid: deque(w for w in self._work if w.pinned == sid) for sid in usable},
+            rows=self._work.queue(),
+            pacers=pacers,
+            hours={sid: self.settings.working_hours(sid) for sid in pacers},
             http=asyncio.Semaphore(concurrency),
             # Rows whose `pending` line is being made durable wait outside the HTTP cap,
             # so that no request slot idles on an fsync: up to 2x concurrency rows are
@@ -234,16 +247,12 @@ class Engine:
             backoff=Backoff(self._clock),
             budget=self._limit if self._limit is not None else math.inf,
         )
-        progress.start(self.plan.now, sorted(usable))
-        self._loops = [run.track(run.sender_loop(p), run.loops) for p in pacers]
-        if self._stop.is_set():
-            self.request_stop()
-        # Wait for the loops, then for the sends they started; the first error of
-        # either stops the run and is raised once everything has settled.
-        if self._loops:
-            await asyncio.wait(self._loops)
-        while run.sends:
-            await asyncio.wait(set(run.sends))
+        progress.start(self.plan.now, sorted(pacers))
+        self._active = run
+        try:
+            await run.execute()
+        finally:
+            self._active = None
         if run.error is not None:
             raise run.error
         summary.stopped_reason = self._halted
@@ -251,13 +260,15 @@ class Engine:
             self._stop.is_set() and self._abort is None and not self._halted and not run.done
         )
 
+    def _set_status(self, work: WorkItem, status: str) -> None:
+        self._changes[work.status or work.initial] -= 1
+        self._changes[status] += 1
+        work.status = status
+
     def _finish(self, summary: Summary) -> None:
         final = Counter(self._recorded.counts)
-        for work in self._work:
-            if work.status:
-                final[work.initial] -= 1
-                final[work.status] += 1
-        summary.final = Counter({k: v for k, v in final.items() if k})
+        final.update(self._changes)
+        summary.final = Counter({k: v for k, v in final.items() if k and v})
         summary.remaining = final[""] + final[DEFERRED]
         window = self.plan.window_seconds
         first_send = self._first_send_at
@@ -307,7 +318,7 @@ class Engine:
         else:
             outcome = self._outcome(result, pacer, run)
             request_id = result.request_id
-        work.status = outcome.status
+        self._set_status(work, outcome.status)
         if outcome.status in CAPACITY_STATUSES and self._first_send_at is None:
             self._first_send_at = self._clock.now()
         run.journal_later(
@@ -382,7 +393,7 @@ class Engine:
         assert holder is not None
         when = format_timestamp(holder.at)[:10]
         error = f"{holder.status} by campaign {holder.campaign!r} on {when}"
-        work.status = ALREADY_INVITED
+        self._set_status(work, ALREADY_INVITED)
         run.journal_later(
             work.record(holder.sender_id, ALREADY_INVITED, extra=self._marks, error=error)
         )
@@ -449,6 +460,11 @@ class Engine:
             pacer.exhaust()
             run.progress.notice(f"sender {pacer.sender_id}: daily connection limit reached")
             return _Outcome(DEFERRED, result.message, requeue=True)
+        if kind is ResultKind.SENDER_UNAVAILABLE:
+            # Its shared rows go to the other senders; its pinned ones wait for it.
+            pacer.exhaust()
+            run.progress.notice(f"sender {pacer.sender_id}: unavailable ({result.message})")
+            return _Outcome(DEFERRED, result.message, requeue=True)
         if kind is not ResultKind.REJECTED and self._stop.is_set():
             return _Outcome(DEFERRED, f"stopped before a retry: {result.message}", requeue=True)
         if kind is ResultKind.RATE_LIMITED:
@@ -468,104 +484,196 @@ class Engine:
 
 @dataclass
 class _Run:
-    """Mutable state of one :meth:`Engine._run`, shared by the sender loops."""
+    """Mutable state of one :meth:`Engine._run`: the senders' heap, the rows, the tasks."""
 
     engine: Engine
     progress: Progress
     summary: Summary
-    shared: deque[WorkItem]
-    pinned: dict[str, deque[WorkItem]]
+    rows: RowQueue
+    pacers: dict[str, SenderPacer]
+    hours: dict[str, WorkingHours]
     http: asyncio.Semaphore  # requests in flight: pacing.concurrency
     slots: asyncio.Semaphore  # rows started and not yet finished
     backoff: Backoff
     budget: float
-    loops: set[asyncio.Task[None]] = field(default_factory=set)  # one per sender
+    turns: set[asyncio.Task[None]] = field(default_factory=set)  # from a sender's slot to its send
     sends: set[asyncio.Task[None]] = field(default_factory=set)  # one per row in flight
     started: int = 0
-    claiming: int = 0  # rows taken from the queues and being claimed, not yet sends
-    error: BaseException | None = None  # the first error of a loop or a send
+    error: BaseException | None = None  # the first error of a turn or a send
+    # (monotonic time of the next turn, order of arrival, sender id): the senders due next.
+    _due: list[tuple[float, int, str]] = field(default_factory=list)
+    # Senders with turns left but no row they could take, until one comes back (in the
+    # order they became idle), and senders whose turns are all taken, until one of their
+    # sends hands its turn back.
+    _no_work: dict[str, None] = field(default_factory=dict)
+    _no_capacity: set[str] = field(default_factory=set)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _order: itertools.count[int] = field(default_factory=itertools.count)
+    _scheduler: asyncio.Task[None] | None = None
 
     @property
     def done(self) -> bool:
-        return not self.shared and not any(self.pinned.values())
-
-    def _has_work(self, sender_id: str) -> bool:
-        return bool(self.pinned[sender_id] or self.shared)
+        """Every row has been taken; none came back."""
+        return not self.rows
 
     def take(self, sender_id: str) -> WorkItem | None:
-        own = self.pinned[sender_id]
-        if own:
-            return own.popleft()
-        return self.shared.popleft() if self.shared else None
+        return self.rows.take(sender_id)
 
     def give_back(self, work: WorkItem, sender_id: str) -> None:
-        (self.pinned[sender_id] if work.pinned else self.shared).appendleft(work)
+        """Put a row back at the front of its queue, and wake a sender that can take it:
+        its own for a pinned row, the longest idle one for a shared row."""
+        self.rows.give_back(work)
+        if work.pinned:
+            if self._no_work.pop(work.pinned, False) is None:
+                self._place(self.pacers[work.pinned])
+        else:
+            # Senders that stopped taking turns while idle leave the set here, once each.
+            while self._no_work:
+                longest = next(iter(self._no_work))
+                del self._no_work[longest]
+                pacer = self.pacers[longest]
+                if self._may_take_turns(pacer):
+                    self._place(pacer)
+                    break
+        self._changed.set()
+
+    def _place(self, pacer: SenderPacer) -> None:
+        """Where a sender waits for its next turn: on the heap when it has a turn and a
+        row to take; aside until a turn is handed back, or a row comes back; nowhere once
+        it can take no more turns in this run."""
+        sender_id = pacer.sender_id
+        if not self._may_take_turns(pacer):
+            return
+        if not pacer.has_capacity:
+            self._no_capacity.add(sender_id)
+        elif not self.rows.has_work(sender_id):
+            self._no_work[sender_id] = None
+        else:
+            self._schedule(pacer)
+
+    def _turn_handed_back(self, pacer: SenderPacer) -> None:
+        """A send of ``pacer`` ended: a turn it handed back may let it go on."""
+        if pacer.sender_id in self._no_capacity and pacer.has_capacity:
+            self._no_capacity.discard(pacer.sender_id)
+            self._place(pacer)
+
+    async def execute(self) -> None:
+        """Run the scheduler, then wait for the sends it started; the first error of a
+        turn or a send stops the run and is raised once everything has settled."""
+        for pacer in self.pacers.values():
+            self._place(pacer)
+        self._scheduler = asyncio.create_task(self._run_scheduler())
+        if self.engine._stop.is_set():
+            self.cancel_waits()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._scheduler
+        while self.turns or self.sends:
+            await asyncio.wait(self.turns | self.sends)
+
+    def cancel_waits(self) -> None:
+        """On a stop: end the scheduler's wait and every turn not yet sending."""
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+        for turn in self.turns:
+            turn.cancel()
 
     def _may_take_turns(self, pacer: SenderPacer) -> bool:
         return not self.engine._stop.is_set() and self.started < self.budget and not pacer.exhausted
 
-    async def sender_loop(self, pacer: SenderPacer) -> None:
-        """Take turns for one sender until its capacity, the work or the budget runs out.
+    def _schedule(self, pacer: SenderPacer) -> None:
+        heapq.heappush(self._due, (pacer.due, next(self._order), pacer.sender_id))
 
-        While rows or turns are in flight, an empty queue or a spent capacity may still
-        change (a row comes back from a sender at its daily limit; an already-connected
-        row hands its turn back), so the loop waits for them before it ends.
-        :meth:`Engine.request_stop` cancels it wherever it waits.
-        """
-        hours = self.engine.settings.working_hours(pacer.sender_id)
+    async def _run_scheduler(self) -> None:
+        """Start each sender's turn when it is due, until the work, the capacity or the
+        budget runs out. Sleeps until the first sender is due, or until a change (a send
+        ended, a row came back, a turn put its sender back) may make something due."""
         clock = self.engine._clock
-        while self._may_take_turns(pacer):
-            if not hours.is_open(clock.now()):
-                # A plain run sends only inside the sender's working hours; what is left
-                # waits for the next run.
-                self.progress.notice(
-                    f"sender {pacer.sender_id}: its working hours are over; the next "
-                    f"window opens {hours.describe(clock.now())}"
-                )
-                return
-            if not (pacer.has_capacity and self._has_work(pacer.sender_id)):
-                if not self.sends:
-                    return
-                await asyncio.wait(set(self.sends), return_when=asyncio.FIRST_COMPLETED)
+        while not self.engine._stop.is_set() and self.started < self.budget:
+            self._changed.clear()
+            if self.done and not self.turns and not self.sends:
+                return  # every row is final: no sender waits out its next slot for nothing
+            if not self._due:
+                if not (self.turns or self.sends):
+                    return  # no sender can take what is left, and nothing will change that
+                await self._changed.wait()
                 continue
-            if not await pacer.take_turn():
-                continue  # exhausted while it waited; the loop condition ends it
-            if not hours.is_open(clock.now()):
-                pacer.refund()  # the turn came after closing time
+            due, _, sender_id = self._due[0]
+            delay = due - clock.monotonic()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._changed.wait()
                 continue
+            heapq.heappop(self._due)
+            self._begin(self.pacers[sender_id])
+
+    def _begin(self, pacer: SenderPacer) -> None:
+        """The sender is due: start its turn, set it aside, or let it go for this run."""
+        sender_id = pacer.sender_id
+        if not self._may_take_turns(pacer):
+            return
+        hours = self.hours[sender_id]
+        now = self.engine._clock.now()
+        if not hours.is_open(now):
+            # A plain run sends only inside the sender's working hours; what is left
+            # waits for the next run.
+            self.progress.notice(
+                f"sender {sender_id}: its working hours are over; the next "
+                f"window opens {hours.describe(now)}"
+            )
+            return
+        if pacer.has_capacity and self.rows.has_work(sender_id):
+            self.track(self._turn(pacer), self.turns)
+        else:
+            self._place(pacer)
+
+    async def _turn(self, pacer: SenderPacer) -> None:
+        """One turn of a sender: its paced slot, a row, the workspace's claim, the send.
+
+        :meth:`Engine.request_stop` cancels it wherever it waits, before the send starts.
+        """
+        try:
+            await self._take_turn(pacer)
+        finally:
+            # The send is under way, or the turn gave up: wait for the next one.
+            self._place(pacer)
+            self._changed.set()
+
+    async def _take_turn(self, pacer: SenderPacer) -> None:
+        if not await pacer.take_turn():
+            return  # exhausted while it waited
+        if not self.hours[pacer.sender_id].is_open(self.engine._clock.now()):
+            pacer.refund()  # the turn came after closing time; the next one says so
+            return
+        try:
+            await self.slots.acquire()
+        except asyncio.CancelledError:
+            pacer.refund()
+            raise
+        work = self.take(pacer.sender_id)
+        if work is None or not self._may_take_turns(pacer):
+            self.slots.release()
+            pacer.refund()
+            if work is not None:
+                self.give_back(work, pacer.sender_id)
+            return
+        # Counted before the claim is awaited, so that no other sender's turn starts a
+        # row past --limit meanwhile.
+        self.started += 1
+        claim_id = None
+        if self.engine._claims is not None:
             try:
-                await self.slots.acquire()
-            except asyncio.CancelledError:
-                pacer.refund()
-                raise
-            work = self.take(pacer.sender_id)
-            if work is None or not self._may_take_turns(pacer):
+                claimed, claim_id = await self.engine.claim_turn(work, pacer, self)
+            except BaseException:
+                self.started -= 1
                 self.slots.release()
-                pacer.refund()
-                if work is not None:
-                    self.give_back(work, pacer.sender_id)
-                continue
-            # Counted before the claim is awaited, so that no other sender's loop starts
-            # a row past --limit meanwhile.
-            self.started += 1
-            claim_id = None
-            if self.engine._claims is not None:
-                self.claiming += 1
-                try:
-                    claimed, claim_id = await self.engine.claim_turn(work, pacer, self)
-                except BaseException:
-                    self.started -= 1
-                    self.slots.release()
-                    raise
-                finally:
-                    self.claiming -= 1
-                if claimed is None:
-                    self.started -= 1
-                    self.slots.release()
-                    continue
-                work = claimed
-            send = self.track(self._send(work, pacer, claim_id), self.sends)
-            send.add_done_callback(self._end_if_done)
+                raise
+            if claimed is None:
+                self.started -= 1
+                self.slots.release()
+                return
+            work = claimed
+        self.track(self._send(work, pacer, claim_id), self.sends)
 
     def track(
         self, coro: Coroutine[object, object, None], group: set[asyncio.Task[None]]
@@ -578,14 +686,6 @@ class _Run:
         task.add_done_callback(self._settled)
         return task
 
-    def _end_if_done(self, _: asyncio.Task[None]) -> None:
-        """Once every row is final, end the sender loops at once: one may be waiting for
-        its next paced slot (up to an interval: an hour at 24 a day) with nothing left to
-        send, and the run would sit at 100% until then."""
-        if self.done and not self.sends and not self.claiming:
-            for loop in self.loops:
-                loop.cancel()
-
     def _settled(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
             return
@@ -595,6 +695,7 @@ class _Run:
             # campaign, not leave it taking paced turns that it can no longer record.
             self.error = error
             self.engine.request_stop()
+        self._changed.set()
 
     def journal_later(self, record: JournalRecord) -> None:
         journal = self.engine._journal
@@ -606,6 +707,7 @@ class _Run:
             outcome = await self.engine._send(work, pacer, self, claim_id)
         finally:
             self.slots.release()
+            self._turn_handed_back(pacer)
         if outcome.requeue:
             self.give_back(work, pacer.sender_id)
             self.started -= 1

@@ -48,9 +48,11 @@ class SenderPacer:
     ) -> None:
         self.sender_id = sender_id
         self._clock = clock or SystemClock()
-        # Seconds before the first turn: a new run keeps the spacing from the last
-        # invitation of the one before, instead of sending at once.
-        self._first_delay = first_delay
+        # In monotonic time: the first turn waits ``first_delay`` (a new run keeps the
+        # spacing from the last invitation of the one before, instead of sending at
+        # once), and the limiter's latest slot.
+        self._not_before = self._clock.monotonic() + max(0.0, first_delay)
+        self._last_slot = -math.inf
         self.capacity = capacity
         self.left = capacity
         self.exhausted = False
@@ -58,6 +60,12 @@ class SenderPacer:
         self.jitter = jitter
         self._limiter = AsyncLimiter(1, self.interval) if capacity > 0 else None
         self._rng = rng or random.Random()
+
+    @property
+    def due(self) -> float:
+        """When the next turn may begin, in monotonic time: what a scheduler waits for
+        before calling :meth:`take_turn`, which then finds the limiter ready."""
+        return max(self._not_before, self._last_slot + self.interval)
 
     @property
     def has_capacity(self) -> bool:
@@ -73,10 +81,12 @@ class SenderPacer:
             return False
         self.left -= 1
         try:
-            if self._first_delay > 0:
-                await self._clock.sleep(self._first_delay)
-                self._first_delay = 0.0
+            if (delay := self._not_before - self._clock.monotonic()) > 0:
+                await self._clock.sleep(delay)
             await self._limiter.acquire()
+            # The limiter counts from here, and so does `due`; the jitter below moves this
+            # send only, so the average pace stays one per interval.
+            self._last_slot = self._clock.monotonic()
             if self.jitter > 0:
                 await self._clock.sleep(self._rng.uniform(0.0, self.jitter * self.interval))
         except asyncio.CancelledError:
@@ -90,7 +100,7 @@ class SenderPacer:
         wait for another campaign's slot must not be followed at once by the next one,
         which the limiter would allow, since it counts from when the turn was taken."""
         if math.isfinite(self.interval):
-            self._first_delay = max(self._first_delay, self.interval)
+            self._not_before = max(self._not_before, self._clock.monotonic() + self.interval)
 
     def refund(self) -> None:
         """Give back a reserved slot that created no invitation."""

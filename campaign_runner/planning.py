@@ -16,7 +16,6 @@ must not be mixed with a rehearsal's.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping
@@ -42,6 +41,7 @@ from campaign_runner.journal import (
 from campaign_runner.ledger import WEEK_WINDOWS, Holder, SenderUsage
 from campaign_runner.timestamps import format_timestamp
 from campaign_runner.validation import STATUS_VALID, Verdicts
+from campaign_runner.work import WorkItem, WorkRows
 
 NOTE_DELIVERED = "note_delivered"
 API_COLUMN = "api"
@@ -146,41 +146,6 @@ class Plan:
     preview: tuple[NotePreview, ...] = ()  # the first rows this run sends, in order
 
 
-@dataclass
-class WorkItem:
-    """One valid row to send, as the engine carries it."""
-
-    row: int
-    url: str
-    note: str
-    pinned: str
-    prior_attempts: int = 0
-    initial: str = ""  # its status in the results when the run started ('' for none)
-    status: str = ""  # its status now, once this run recorded an outcome
-
-    def record(
-        self,
-        sender_id: str,
-        status: str,
-        *,
-        extra: Mapping[str, str],
-        request_id: str = "",
-        error: str = "",
-        attempts: int = 0,
-    ) -> JournalRecord:
-        """A results line for this row; ``attempts`` counts this run's, added to earlier ones."""
-        return JournalRecord(
-            row=self.row,
-            linkedin_url=self.url,
-            sender_id=sender_id,
-            status=status,
-            request_id=request_id,
-            error=error,
-            attempts=self.prior_attempts + attempts,
-            extra=extra,
-        )
-
-
 @dataclass(frozen=True)
 class Recorded:
     """What the results file said at planning time, as far as the end of the run needs it."""
@@ -230,7 +195,7 @@ class Selection:
 @dataclass(frozen=True)
 class Planned:
     plan: Plan
-    work: list[WorkItem]
+    work: WorkRows  # the rows to send, in input order
     recorded: Recorded
     records: list[JournalRecord]  # to append before sending, in this order
 
@@ -297,7 +262,7 @@ def plan_run(
         counts.subtract(was)
         counts[ALREADY_INVITED] += len(held)
         records += _unrecorded(held, state)
-    work, strays = _work_items(todo, {s.sender_id for s in senders})
+    work, strays = _split_strays(todo, {s.sender_id for s in senders})
     for stray in strays:
         counts[stray.initial] -= 1
         counts[FAILED] += 1
@@ -352,7 +317,7 @@ def _unasked_warning(why: str, settings: Settings) -> str:
 
 
 def _preview(
-    work: list[WorkItem],
+    work: WorkRows,
     senders: list[SenderPlan],
     last_sent: Mapping[str, float],
     now: float,
@@ -369,8 +334,8 @@ def _preview(
     usable = [s for s in senders if s.usable]
     # No queue gives more than `wanted` rows, so only that many of each are looked at:
     # the preview of a million-row campaign costs as little as that of a small one.
-    pinned = {s.sender_id: _first(work, wanted, s.sender_id) for s in usable}
-    shared = _first(work, wanted, "")
+    pinned = {s.sender_id: work.first(wanted, s.sender_id) for s in usable}
+    shared = work.first(wanted, "")
     due = {
         s.sender_id: max(0.0, last_sent.get(s.sender_id, -math.inf) + s.interval_seconds - now)
         for s in usable
@@ -387,7 +352,8 @@ def _preview(
         left[sid] -= 1
         due[sid] += sender.interval_seconds
     taken = {w.row for w, _ in chosen}
-    for w in work:
+    # Rows no sender takes in this run are among the first `wanted + len(chosen)`.
+    for w in work.head(wanted + len(chosen)):
         if len(chosen) >= wanted:
             break
         if w.row not in taken:
@@ -404,11 +370,6 @@ def _preview(
         )
         for w, sid in chosen
     )
-
-
-def _first(work: list[WorkItem], count: int, pinned: str) -> list[WorkItem]:
-    """The first ``count`` rows pinned to ``pinned`` ('' for the shared ones)."""
-    return list(itertools.islice((w for w in work if w.pinned == pinned), count))
 
 
 @dataclass(frozen=True)
@@ -657,35 +618,28 @@ def _rows_to_send(
     return todo.append_column("status", statuses.filter(to_do)), counts
 
 
-def _work_items(todo: pa.Table, known_senders: set[str]) -> tuple[list[WorkItem], list[WorkItem]]:
-    """The rows to send as work items, and the strays pinned to an unknown sender."""
-    work: list[WorkItem] = []
-    strays: list[WorkItem] = []
-    for item in todo.to_pylist():
-        row = WorkItem(
-            row=item["row"],
-            url=item["linkedin_url"],
-            note=item["note"],
-            pinned=item["sender_id"],
-            prior_attempts=item["attempts"],
-            initial=item["status"],
-        )
-        (strays if row.pinned and row.pinned not in known_senders else work).append(row)
-    return work, strays
+def _split_strays(todo: pa.Table, known_senders: set[str]) -> tuple[WorkRows, list[WorkItem]]:
+    """The rows to send, and the strays pinned to an unknown sender (as work items: only
+    they become Python objects here)."""
+    pinned = todo["sender_id"]
+    known = pa.array(["", *sorted(known_senders)], pa.string())
+    is_stray = pc.invert(pc.is_in(pinned, value_set=known))
+    strays = WorkRows(todo.filter(is_stray)).head(todo.num_rows)
+    return WorkRows(todo.filter(pc.invert(is_stray))), strays
 
 
-def _sendable_now(work: list[WorkItem], senders: list[SenderPlan]) -> int:
+def _sendable_now(work: WorkRows, senders: list[SenderPlan]) -> int:
     """How many rows the current capacity can take: pinned rows only by their sender,
     the others by whatever capacity the pinned rows leave."""
     capacity = {s.sender_id: s.capacity for s in senders if s.usable}
-    pinned = Counter(w.pinned for w in work if w.pinned)
+    per_sender = work.pinned_counts()
+    shared = per_sender.pop("", 0)
     now = 0
-    for sender_id, rows in pinned.items():
+    for sender_id, rows in per_sender.items():
         taken = min(rows, capacity.get(sender_id, 0))
         now += taken
         if sender_id in capacity:
             capacity[sender_id] -= taken
-    shared = sum(1 for w in work if not w.pinned)
     return now + min(shared, sum(capacity.values()))
 
 
