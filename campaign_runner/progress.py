@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from tqdm import tqdm
@@ -33,7 +33,7 @@ class BarProgress:
         self._per_sender[sender_id] += 1
         self._statuses[status] += 1
         if self._bar is not None:
-            postfix = {**self._per_sender, **{k: v for k, v in self._statuses.items()}}
+            postfix = {**_senders_shown(self._per_sender, sender_id), **self._statuses}
             self._bar.set_postfix(postfix, refresh=False)
             self._bar.update(1)
 
@@ -91,6 +91,20 @@ class LogProgress:
     def _write(self) -> None:
         self._last = self._clock()
         statuses = " ".join(f"{k}={v}" for k, v in sorted(self._statuses.items()))
-        senders = " ".join(f"{k}={v}" for k, v in sorted(self._per_sender.items()))
-        line = f"progress: {self._done}/{self._total} {statuses} ({senders})".replace("  ", " ")
+        shown = _senders_shown(self._per_sender)
+        senders = " ".join(f"{k}={v}" for k, v in sorted(shown.items()))
+        senders = f" ({senders})" if senders else ""
+        line = f"progress: {self._done}/{self._total} {statuses}{senders}".replace("  ", " ")
         print(line, file=self._stream, flush=True)
+
+
+# Beyond this many senders, progress shows how many sent, not each one's count: an agency's
+# thousand accounts would make every line a page long (and every update cost as much).
+SENDERS_SHOWN = 8
+
+
+def _senders_shown(per_sender: Counter[str], latest: str = "") -> Mapping[str, int]:
+    """Each sender's count, or (with many senders) the latest one's alone."""
+    if len(per_sender) <= SENDERS_SHOWN:
+        return per_sender
+    return {latest: per_sender[latest]} if latest else {}
