@@ -19,7 +19,7 @@ import aiohttp
 
 from campaign_runner.capacity import pacing_interval
 from campaign_runner.client import SendPilotClient
-from campaign_runner.clock import Clock, SystemClock
+from campaign_runner.clock import Clock, running_clock
 from campaign_runner.config import API_KEY_ENV, Settings
 from campaign_runner.engine import Engine, Progress, SilentProgress, Summary
 from campaign_runner.errors import JournalError
@@ -84,7 +84,7 @@ class Campaign:
         """Validate, ask the API, read the results and the workspace, and plan. Takes the
         results lock unless this is a dry run; call :meth:`close` (or :meth:`execute`) to
         release it."""
-        clock = clock or SystemClock()
+        clock = clock or running_clock()
         verdicts = check_with_settings(
             options.input_path,
             settings,

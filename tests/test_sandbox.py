@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -582,3 +583,22 @@ def test_senders_from_spec_rejects(
 def test_duplicate_sender_ids_are_caught_by_the_config() -> None:
     with pytest.raises(ValueError, match="unique"):
         SandboxConfig(senders=senders_from_spec("a:1,a:2"))
+
+
+async def test_a_recorded_stand_in_started_again_knows_who_was_invited(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    record = tmp_path / "record.jsonl"
+    first = await sandbox(senders=SENDERS, record_path=str(record))
+    assert (await connect(http, first, note="hi"))[0] == 200
+    assert (await connect(http, first, url="https://www.linkedin.com/in/jane-roe"))[0] == 200
+    with record.open("a", encoding="utf-8") as f:
+        f.write('{"sender_id": "s_prem')  # a line torn by a kill mid-write
+    again = await sandbox(senders=SENDERS, record_path=str(record))
+    assert [i.linkedin_url for i in again.state.invitations] == [
+        i.linkedin_url for i in first.state.invitations
+    ]
+    assert again.state.invitations[0] == first.state.invitations[0]
+    await connect(http, again)  # John, a second time: the stand-in sees it
+    assert again.state.duplicates() == {"john-doe": 2}
+    assert again.state.counters[("connect", "repeat")] == 1

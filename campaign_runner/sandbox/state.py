@@ -8,12 +8,15 @@ so the HTTP layer (:mod:`campaign_runner.sandbox.app`) stays a thin translation.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from campaign_runner.sandbox.faults import FaultRule
 from campaign_runner.sandbox.profiles import profile_key
@@ -82,6 +85,10 @@ class SandboxConfig:
     # at it by api.base_url alone records its invitations as rehearsals. Off where the
     # stand-in plays the real service (the tests); on for `campaign-runner sandbox`.
     announce: bool = False
+    # A JSON-lines file of every invitation, appended (and flushed to disk) as each is
+    # created, and read back at start: a stand-in started again after a crash, its own or
+    # its client's, still knows who was invited. Capacity windows start afresh.
+    record_path: str | None = None
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -155,13 +162,19 @@ class SandboxState:
 
     @classmethod
     def create(cls, config: SandboxConfig) -> SandboxState:
-        """A fresh state whose first window starts now on ``config.clock``."""
-        return cls(
+        """A fresh state whose first window starts now on ``config.clock``, with the
+        invitations of ``config.record_path`` when there is one."""
+        state = cls(
             config=config,
             started_at=config.clock(),
             _ids=random.Random(f"{config.seed}/ids"),
             _already_connected=frozenset(profile_key(u) for u in config.already_connected),
         )
+        if config.record_path is not None:
+            for invitation in read_record(config.record_path):
+                state.invitations.append(invitation)
+                state._invited[profile_key(invitation.linkedin_url)] += 1
+        return state
 
     def status(self, sender: SandboxSender) -> str:
         """The sender's status now: as configured, unless a fault disconnected it."""
@@ -218,11 +231,38 @@ class SandboxState:
             self.counters[("connect", "repeat")] += 1
         self._invited[key] += 1
         self.invitations.append(invitation)
+        if self.config.record_path is not None:
+            _append_record(self.config.record_path, invitation)
         return invitation
 
     def duplicates(self) -> dict[str, int]:
         """``profile key -> count`` for every recipient invited more than once."""
         return {key: n for key, n in self._invited.items() if n > 1}
+
+
+def read_record(path: str) -> list[Invitation]:
+    """The invitations a stand-in recorded at ``path`` (none when it does not exist); a
+    last line cut short by a crash is left out."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    invitations = []
+    for line in text.splitlines():
+        try:
+            invitations.append(Invitation(**json.loads(line)))
+        except (ValueError, TypeError):
+            continue  # torn by a kill mid-write: its request was never answered
+    return invitations
+
+
+def _append_record(path: str, invitation: Invitation) -> None:
+    # Before the answer leaves: a client that saw `sent` finds the invitation recorded.
+    line = json.dumps(asdict(invitation), ensure_ascii=False) + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def senders_from_spec(
