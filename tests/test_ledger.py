@@ -16,12 +16,14 @@ import pytest
 
 from campaign_runner import ledger as workspace
 from campaign_runner.ledger import (
+    Acceptance,
     ClaimRequest,
     ImportLine,
     Ledger,
     SenderLimits,
     Settle,
     Verdict,
+    WebhookEvent,
 )
 
 T0 = 1_800_000_000.0
@@ -352,3 +354,65 @@ def test_a_slot_reserved_before_the_clock_was_set_back_is_not_waited_for(
     assert claim(ledger, a, 1, limits=paced).verdict is Verdict.CLAIMED  # next slot T0 + 60
     # An hour earlier by the clock now: waiting for T0 + 60 would idle the sender an hour.
     assert claim(ledger, b, 2, now=T0 - 3_600, limits=paced).verdict is Verdict.CLAIMED
+
+
+def event(
+    event_id: str,
+    event_type: str = "connection_request.accepted",
+    *,
+    sender: str = "s1",
+    n: int | None = 1,
+    at: float | None = T0,
+    received: float = T0 + 5,
+) -> WebhookEvent:
+    return WebhookEvent(
+        event_id=event_id,
+        event_type=event_type,
+        received_at=received,
+        occurred_at=at,
+        sender_id=sender,
+        url=url(n) if n is not None else "",
+        payload=f'{{"eventId": "{event_id}"}}',
+    )
+
+
+def test_a_webhook_event_is_kept_once_by_its_id(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger()
+    assert ledger.record_event(event("evt_1")) is True
+    # A redelivery (same id, even with a later arrival) changes nothing.
+    assert ledger.record_event(event("evt_1", received=T0 + 60, at=T0 + 50)) is False
+    assert ledger.acceptances() == [Acceptance("s1", url(1), T0, "evt_1")]
+
+
+def test_acceptances_are_the_earliest_per_sender_and_person_of_both_event_types(
+    open_ledger: OpenLedger,
+) -> None:
+    ledger = open_ledger()
+    events = [
+        event("evt_new", "connection_request.accepted", at=T0 + 100),
+        event("evt_old", "connection.accepted", at=T0 + 40),  # the same acceptance, older name
+        event("evt_other_sender", sender="s2", at=T0 + 10),
+        event("evt_no_time", n=2, at=None, received=T0 + 7),  # dated by its arrival
+        event("evt_sent", "connection_request.sent", n=3, at=T0),
+        event("evt_legacy_sent", "connection.sent", n=3, at=T0),
+        event("evt_reply", "reply.received", n=3, at=T0),
+        event("evt_no_url", n=None, at=T0),  # kept, but says nobody
+        event("evt_no_sender", sender="", n=4, at=T0 + 3),
+    ]
+    assert [ledger.record_event(e) for e in events] == [True] * len(events)
+    assert ledger.acceptances() == [
+        Acceptance("", url(4), T0 + 3, "evt_no_sender"),
+        Acceptance("s1", url(2), T0 + 7, "evt_no_time"),
+        Acceptance("s2", url(1), T0 + 10, "evt_other_sender"),
+        Acceptance("s1", url(1), T0 + 40, "evt_old"),
+    ]
+
+
+def test_webhook_events_survive_reopening_the_ledger(open_ledger: OpenLedger) -> None:
+    first = open_ledger()
+    assert first.record_event(event("evt_1", n=5))
+    # Another connection, as another process would open it, after the schema statements
+    # ran again on an existing ledger.
+    again = open_ledger()
+    assert again.record_event(event("evt_1", n=5)) is False
+    assert again.acceptances() == [Acceptance("s1", url(5), T0, "evt_1")]

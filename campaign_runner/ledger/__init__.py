@@ -11,9 +11,11 @@ from pathlib import Path
 
 from campaign_runner.errors import LedgerError
 from campaign_runner.ledger.base import (
+    ACCEPTED_EVENTS,
     LIVE,
     SPENDING,
     WEEK_WINDOWS,
+    Acceptance,
     CampaignInfo,
     Claim,
     ClaimRequest,
@@ -24,14 +26,17 @@ from campaign_runner.ledger.base import (
     SenderUsage,
     Settle,
     Verdict,
+    WebhookEvent,
 )
 from campaign_runner.ledger.dsn import is_postgres_url, public_url, scrub
 from campaign_runner.ledger.sqlite import SQLiteLedger
 
 __all__ = [
+    "ACCEPTED_EVENTS",
     "LIVE",
     "SPENDING",
     "WEEK_WINDOWS",
+    "Acceptance",
     "CampaignInfo",
     "Claim",
     "ClaimRequest",
@@ -43,6 +48,7 @@ __all__ = [
     "SenderUsage",
     "Settle",
     "Verdict",
+    "WebhookEvent",
     "open_ledger",
 ]
 

@@ -17,6 +17,9 @@ sender and campaign, with what outcome, and when. Two promises rest on it:
   together instead of each keeping it alone.
 
 Claims are committed (durably) before the request leaves; outcomes are settled after.
+
+The ledger also keeps SendPilot's webhook events (:class:`WebhookEvent`), each once by its
+event id, so that who accepted is known beside who was invited, without editing a results file.
 """
 
 from __future__ import annotations
@@ -126,6 +129,33 @@ class ImportLine:
     row: int = 0
 
 
+# The event types that say an invitation was accepted (the older name, then the newer).
+ACCEPTED_EVENTS: tuple[str, ...] = ("connection.accepted", "connection_request.accepted")
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One event SendPilot delivered, as the receiver keeps it."""
+
+    event_id: str
+    event_type: str
+    received_at: float  # epoch seconds
+    occurred_at: float | None  # the event's own timestamp / data.acceptedAt, epoch seconds
+    sender_id: str  # '' when the event has none
+    url: str  # canonical profile URL ('' when none)
+    payload: str  # the raw JSON body as received (no secrets in it)
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """The first acceptance seen of one sender's invitation to one person."""
+
+    sender_id: str
+    url: str  # canonical
+    accepted_at: float  # epoch seconds
+    event_id: str
+
+
 class Ledger(ABC):
     """A workspace ledger; :func:`campaign_runner.ledger.open_ledger` opens one."""
 
@@ -192,6 +222,17 @@ class Ledger(ABC):
     @abstractmethod
     def totals(self) -> dict[str, int]:
         """People per status of their latest attempt."""
+
+    @abstractmethod
+    def record_event(self, event: WebhookEvent) -> bool:
+        """Keep a webhook event, durably before it returns; False when its event id was
+        known already (a redelivery: nothing changes)."""
+
+    @abstractmethod
+    def acceptances(self) -> list[Acceptance]:
+        """The earliest acceptance per (sender, profile URL), from either accepted event
+        type, dated by the event's own time (its arrival when it has none); events without
+        a URL are kept but cannot say who accepted, so they are not among these."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -15,12 +15,14 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from campaign_runner.ledger.base import (
+    ACCEPTED_EVENTS,
     LIVE,
     OUTCOMES,
     PENDING,
     RELEASED,
     SPENDING,
     WEEK_WINDOWS,
+    Acceptance,
     CampaignInfo,
     Claim,
     ClaimRequest,
@@ -31,6 +33,7 @@ from campaign_runner.ledger.base import (
     SenderUsage,
     Settle,
     Verdict,
+    WebhookEvent,
 )
 
 SCHEMA_VERSION = "1"
@@ -42,6 +45,7 @@ def _in(values: Sequence[str]) -> str:
 
 _LIVE = _in(LIVE)
 _SPENDING = _in(SPENDING)
+_ACCEPTED = _in(ACCEPTED_EVENTS)
 
 
 def schema(identity: str, real: str) -> list[str]:
@@ -91,6 +95,20 @@ def schema(identity: str, real: str) -> list[str]:
             campaign_id BIGINT PRIMARY KEY REFERENCES campaigns (id),
             done_at {real} NOT NULL
         )""",
+        # SendPilot's webhook events, each once: the event id is what a redelivery repeats.
+        f"""CREATE TABLE IF NOT EXISTS webhook_events (
+            event_id TEXT PRIMARY KEY,
+            event_type TEXT NOT NULL,
+            received_at {real} NOT NULL,
+            occurred_at {real},
+            sender_id TEXT NOT NULL DEFAULT '',
+            url TEXT NOT NULL DEFAULT '',
+            payload TEXT NOT NULL
+        )""",
+        # Acceptances by person, read without the payloads.
+        f"CREATE INDEX IF NOT EXISTS webhook_events_accepted "
+        f"ON webhook_events (sender_id, url, received_at, occurred_at) "
+        f"WHERE event_type IN {_ACCEPTED}",
     ]
 
 
@@ -364,6 +382,38 @@ class SqlLedger(Ledger):
                 f"GROUP BY status"
             )
         return {str(status): int(count) for status, count in rows}
+
+    # -- webhook events
+
+    def record_event(self, event: WebhookEvent) -> bool:
+        with self._tx() as q:
+            row = q.one(
+                "INSERT INTO webhook_events (event_id, event_type, received_at, occurred_at, "
+                "sender_id, url, payload) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                (
+                    event.event_id,
+                    event.event_type,
+                    event.received_at,
+                    event.occurred_at,
+                    event.sender_id,
+                    event.url,
+                    event.payload,
+                ),
+            )
+        return row is not None
+
+    def acceptances(self) -> list[Acceptance]:
+        with self._tx() as q:
+            rows = q.all(
+                f"SELECT sender_id, url, accepted_at, event_id FROM ("
+                f"SELECT sender_id, url, COALESCE(occurred_at, received_at) AS accepted_at, "
+                f"event_id, ROW_NUMBER() OVER (PARTITION BY sender_id, url "
+                f"ORDER BY COALESCE(occurred_at, received_at), event_id) AS n "
+                f"FROM webhook_events WHERE event_type IN {_ACCEPTED} AND url <> '') AS e "
+                f"WHERE n = 1 ORDER BY accepted_at, sender_id, url"
+            )
+        return [Acceptance(str(s), str(u), float(at), str(e)) for s, u, at, e in rows]
 
     # -- bringing in results from before the ledger
 
