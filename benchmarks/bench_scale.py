@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_scale.py [--quick] [--repeat 1] [--senders 10,100,1000]
                                                [--rows N] [--invitations K] [--rate R]
-                                               [--concurrency C] [--idle-seconds S] [--dir DIR]
+                                               [--concurrency C] [--idle-seconds S]
+                                               [--part all|send|idle] [--dir DIR]
 
 Input: ``--rows`` (1,000,000) valid prospects, the same CSV as ``bench_run.py``'s (cached in
 ``benchmarks/_data/``), for every configuration. For each number of senders N, alternating,
@@ -31,10 +32,11 @@ process's ``ru_maxrss``; wall time is the whole process's. After every run the s
 count is checked: K invitations, no recipient twice, no sender past its capacity.
 
 Goals: CPU per invitation at the most senders within 1.2x of that at the fewest; peak RSS
-under 1 GiB. Last, when ``campaign-runner run --help`` lists ``--wait``: a ``--wait`` run
-of the same input and the most senders whose working hours are closed (they open in six
-hours), so that it has nothing to do; once its start-up CPU has settled, its CPU seconds
-over ``--idle-seconds`` (60) should be close to zero (no polling). Otherwise that part
+under 1 GiB. Last, when ``campaign-runner run --help`` lists ``--wait``: a ``--wait`` run of
+the same input and the most senders whose working hours are closed (they open in six hours;
+the window is the default day, as a real campaign's), so that it has nothing to do; once
+its start-up CPU has settled, its CPU seconds over ``--idle-seconds`` (60) should be close
+to zero (no polling), and its context switches show how often it woke. Otherwise that part
 prints "skipped: no --wait".
 
 ``--quick``: 100,000 rows, 2,000 invitations, 10 s idle (well under a minute). Journals go
@@ -100,15 +102,17 @@ def sender_ids(count: int) -> list[str]:
 
 
 def write_config(
-    path: Path, base_url: str, senders: Sequence[str], setup: Setup, hours: str = ""
+    path: Path, base_url: str, senders: Sequence[str], setup: Setup, *, paced: bool, hours: str = ""
 ) -> Path:
-    """A config naming ``senders``, sharing the setup's invitations per window evenly."""
+    """A config naming ``senders``, sharing the setup's invitations per window evenly; the
+    window is the setup's compressed one when ``paced``, else the default day."""
     limit = setup.invitations // len(senders)
     lines = ["api:", f"  base_url: {base_url}", "senders:"]
     for sender in senders:
         lines += [f"  - id: {sender}", f"    daily_limit: {limit}", "    premium: true"]
-    lines += ["pacing:", f"  window_seconds: {setup.window:g}"]
-    lines.append(f"  concurrency: {setup.concurrency}")
+    lines += ["pacing:", f"  concurrency: {setup.concurrency}"]
+    if paced:
+        lines.append(f"  window_seconds: {setup.window:g}")
     if hours:
         lines.append(f'  hours: "{hours}"')
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -300,7 +304,7 @@ def bench_run(setup: Setup, senders: list[str]) -> Watched:
     results = setup.work / f"scale_{n}.results.csv"
     results.unlink(missing_ok=True)
     with stand_in(dict.fromkeys(senders, k // n)) as stand:
-        config = write_config(setup.work / f"scale_{n}.yaml", stand.url, senders, setup)
+        config = write_config(setup.work / f"scale_{n}.yaml", stand.url, senders, setup, paced=True)
         args = ["run", str(setup.data), "--results", str(results), "--yes", "--no-progress"]
         env = run_env(fresh_data_home(setup.work))
         run = watch([*cli_command(), *args, "--config", str(config)], env, results, k)
@@ -442,7 +446,9 @@ def bench_idle(setup: Setup, n: int, seconds: float) -> None:
     results = setup.work / f"idle_{n}.results.csv"
     hours = closed_hours(datetime.now().astimezone())
     with stand_in(dict.fromkeys(senders, k // n)) as stand:
-        config = write_config(setup.work / f"idle_{n}.yaml", stand.url, senders, setup, hours)
+        config = write_config(
+            setup.work / f"idle_{n}.yaml", stand.url, senders, setup, paced=False, hours=hours
+        )
         args = ["run", str(setup.data), "--results", str(results), "--yes", "--no-progress"]
         cmd = [*cli_command(), *args, "--wait", "--config", str(config)]
         print(f"   run: {' '.join(cmd)} (pacing.hours {hours!r})", flush=True)
