@@ -52,6 +52,7 @@ import argparse
 import contextlib
 import csv
 import hashlib
+import importlib.util
 import json
 import os
 import pstats
@@ -201,14 +202,25 @@ def write_config(path: Path, base_url: str | None, concurrency: int) -> Path:
 
 
 def engine_fingerprint() -> str:
-    """Which engine was measured: git HEAD plus a hash of the (possibly edited) sources."""
+    """Which engine was measured: git HEAD plus a hash of the (possibly edited) sources.
+
+    Of the ``campaign_runner`` that the commands measured import (``PYTHONPATH`` may name
+    another checkout than this one), found without importing it.
+    """
+    spec = importlib.util.find_spec("campaign_runner")
+    package = (
+        Path(spec.submodule_search_locations[0])
+        if spec and spec.submodule_search_locations
+        else ROOT / "campaign_runner"
+    )
     digest = hashlib.sha1()
-    for source in sorted((ROOT / "campaign_runner").rglob("*.py")):
+    for source in sorted(package.rglob("*.py")):
         digest.update(source.read_bytes())
     head = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ["git", "-C", str(package), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
-    return f"git {head or '?'}, campaign_runner sources sha1 {digest.hexdigest()[:12]}"
+    where = "" if package == ROOT / "campaign_runner" else f" in {package.parent}"
+    return f"git {head or '?'}{where}, campaign_runner sources sha1 {digest.hexdigest()[:12]}"
 
 
 def load() -> str:
