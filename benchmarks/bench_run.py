@@ -52,24 +52,24 @@ import argparse
 import contextlib
 import csv
 import hashlib
+import importlib.util
 import json
 import os
 import pstats
 import random
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _common import StandIn, stand_in  # a sibling module: benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "benchmarks" / "_data"
@@ -125,10 +125,10 @@ async def main():
                     raw = await response.read()
                     word = json.loads(raw).get("status", str(response.status))
                     statuses[word] = statuses.get(word, 0) + 1
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "statuses": statuses}))
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "statuses": statuses}))
 
 asyncio.run(main())
 """
@@ -202,14 +202,25 @@ def write_config(path: Path, base_url: str | None, concurrency: int) -> Path:
 
 
 def engine_fingerprint() -> str:
-    """Which engine was measured: git HEAD plus a hash of the (possibly edited) sources."""
+    """Which engine was measured: git HEAD plus a hash of the (possibly edited) sources.
+
+    Of the ``campaign_runner`` that the commands measured import (``PYTHONPATH`` may name
+    another checkout than this one), found without importing it.
+    """
+    spec = importlib.util.find_spec("campaign_runner")
+    package = (
+        Path(spec.submodule_search_locations[0])
+        if spec and spec.submodule_search_locations
+        else ROOT / "campaign_runner"
+    )
     digest = hashlib.sha1()
-    for source in sorted((ROOT / "campaign_runner").rglob("*.py")):
+    for source in sorted(package.rglob("*.py")):
         digest.update(source.read_bytes())
     head = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ["git", "-C", str(package), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
-    return f"git {head or '?'}, campaign_runner sources sha1 {digest.hexdigest()[:12]}"
+    where = "" if package == ROOT / "campaign_runner" else f" in {package.parent}"
+    return f"git {head or '?'}{where}, campaign_runner sources sha1 {digest.hexdigest()[:12]}"
 
 
 def load() -> str:
@@ -288,43 +299,9 @@ def fresh_data_home(work: Path) -> Path:
     return Path(tempfile.mkdtemp(dir=work, prefix="data_home_"))
 
 
-@dataclass
-class SandboxStats:
-    invitations: int = -1
-    repeats: int = 0
-    cpu: float = 0.0  # the server process's user + system seconds
-
-
-@contextlib.contextmanager
-def sandbox() -> Iterator[tuple[str, SandboxStats]]:
-    """A stand-in server in its own process: yields its base URL, then fills in its stats."""
-    spec = ",".join(f"{s}:{SANDBOX_CAPACITY}" for s in SENDERS)
-    cmd = [sys.executable, "-u", "-m", "campaign_runner", "sandbox", "--port", "0"]
-    cmd += ["--senders", spec, "--window-seconds", f"{SANDBOX_WINDOW:g}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    stats = SandboxStats()
-    try:
-        banner = proc.stdout.readline()
-        match = re.search(r"listening on (http://\S+)", banner)
-        if match is None:
-            raise SystemExit(f"the sandbox did not start: {banner}")
-        yield match.group(1), stats
-    finally:
-        proc.send_signal(signal.SIGINT)
-        # Its stdout ends when it exits; one that ignores SIGINT is killed.
-        timer = threading.Timer(30, proc.kill)
-        timer.start()
-        rest = proc.stdout.read()
-        timer.cancel()
-        proc.stdout.close()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        stats.cpu = usage.ru_utime + usage.ru_stime
-        created = re.search(r"sandbox stopped: (\d+) invitation", rest)
-        repeats = re.search(r"connect repeat: (\d+)", rest)
-        stats.invitations = int(created.group(1)) if created else -1
-        stats.repeats = int(repeats.group(1)) if repeats else 0
+def sandbox() -> contextlib.AbstractContextManager[StandIn]:
+    """The stand-in, in its own process, with this benchmark's senders and window."""
+    return stand_in(dict.fromkeys(SENDERS, SANDBOX_CAPACITY), SANDBOX_WINDOW)
 
 
 # --------------------------------------------------------------------------- A: throughput
@@ -359,14 +336,21 @@ def journal_phase(path: Path) -> tuple[float, Counter[str]]:
     return (last - first).total_seconds(), Counter(latest.values())
 
 
-def bare_command(url: str, data: Path, concurrency: int) -> list[str]:
+def bare_command(
+    url: str, data: Path, concurrency: int, senders: Sequence[str] = SENDERS
+) -> list[str]:
+    """The bare loop, sending every row of ``data``, the senders taking turns.
+
+    It prints JSON: ``seconds`` and ``cpu`` (its process's) from its first request to its
+    last answer, and the count of each answer's ``status``.
+    """
     cmd = [sys.executable, "-c", BARE_LOOP, url, API_KEY, str(data), str(concurrency)]
-    return [*cmd, ",".join(SENDERS)]
+    return [*cmd, ",".join(senders)]
 
 
 def bench_bare(data: Path, concurrency: int) -> Throughput:
-    with sandbox() as (url, stats):
-        outcome = measure(bare_command(url, data, concurrency))
+    with sandbox() as stand:
+        outcome = measure(bare_command(stand.url, data, concurrency))
     if outcome.code != 0:
         raise SystemExit(f"the bare aiohttp loop failed ({outcome.code}):\n{outcome.stderr}")
     child = json.loads(outcome.stdout)
@@ -375,11 +359,11 @@ def bench_bare(data: Path, concurrency: int) -> Throughput:
         child["seconds"],
         outcome.wall,
         outcome.cpu,
-        stats.cpu,
+        stand.cpu,
         outcome.peak_rss,
         sent,
-        stats.invitations,
-        stats.repeats,
+        stand.invitations,
+        stand.repeats,
     )
 
 
@@ -388,8 +372,8 @@ def bench_campaign(
 ) -> Throughput:
     results = work / f"throughput_c{concurrency}.results.csv"
     results.unlink(missing_ok=True)
-    with sandbox() as (url, stats):
-        config = write_config(work / f"throughput_c{concurrency}.yaml", url, concurrency)
+    with sandbox() as stand:
+        config = write_config(work / f"throughput_c{concurrency}.yaml", stand.url, concurrency)
         args = ["run", str(data), "--results", str(results), "--yes", "--no-progress"]
         env = run_env(fresh_data_home(work))
         outcome = measure(profiled([*args, "--config", str(config)], profile), env)
@@ -400,11 +384,11 @@ def bench_campaign(
         seconds,
         outcome.wall,
         outcome.cpu,
-        stats.cpu,
+        stand.cpu,
         outcome.peak_rss,
         statuses["sent"],
-        stats.invitations,
-        stats.repeats,
+        stand.invitations,
+        stand.repeats,
     )
 
 
@@ -522,8 +506,8 @@ def bench_resume(rows: int, work: Path, repeat: int, profile: Path | None = None
 
     times: dict[str, list[float]] = {}
     peaks: dict[str, list[int]] = {}
-    with sandbox() as (url, _):
-        online = write_config(work / "resume_online.yaml", url, 4)
+    with sandbox() as stand:
+        online = write_config(work / "resume_online.yaml", stand.url, 4)
         offline = write_config(work / "resume_offline.yaml", None, 4)
         run = [*cli_command(), *common("rehearsal"), "--config", str(online)]
         rehearse = [*cli_command(), *common("rehearsal"), "--dry-run", "--sandbox"]

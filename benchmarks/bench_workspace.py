@@ -49,21 +49,19 @@ import csv
 import json
 import os
 import random
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_run import (  # a sibling script, not a package
+from _common import StandIn, stand_in  # siblings, not a package
+from bench_run import (
     Outcome,
     cli_command,
     engine_fingerprint,
@@ -294,41 +292,6 @@ def env_for(database: str | None, data_home: Path | None, key: bool) -> dict[str
     return env
 
 
-@dataclass
-class Stand:
-    url: str = ""
-    invitations: int = -1
-
-
-@contextlib.contextmanager
-def stand_in() -> Iterator[Stand]:
-    """``campaign-runner sandbox`` in its own process, knowing the ledger's senders."""
-    spec = ",".join(f"{s}:{DAILY_LIMIT}" for s in SENDERS)
-    cmd = [sys.executable, "-u", "-m", "campaign_runner", "sandbox", "--port", "0"]
-    proc = subprocess.Popen(
-        [*cmd, "--senders", spec], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    assert proc.stdout is not None
-    stand = Stand()
-    try:
-        banner = proc.stdout.readline()
-        match = re.search(r"listening on (http://127\.0\.0\.1:\S+)", banner)
-        if match is None:
-            raise SystemExit(f"the sandbox did not start on loopback: {banner}")
-        stand.url = match.group(1)
-        yield stand
-    finally:
-        proc.send_signal(signal.SIGINT)
-        timer = threading.Timer(30, proc.kill)
-        timer.start()
-        rest = proc.stdout.read()
-        timer.cancel()
-        proc.stdout.close()
-        proc.wait()
-        created = re.search(r"sandbox stopped: (\d+) invitation", rest)
-        stand.invitations = int(created.group(1)) if created else -1
-
-
 @dataclass(frozen=True)
 class Case:
     """One command to time, and how to set up and check one run of it."""
@@ -425,7 +388,7 @@ def baseline(prospects: Path) -> Case:
     return Case("pandas.read_csv", [sys.executable, "-c", code])
 
 
-def sqlite_cases(data: Inputs, work: Path, stand: Stand) -> list[Case]:
+def sqlite_cases(data: Inputs, work: Path, stand: StandIn) -> list[Case]:
     offline = write_config(work / "offline.yaml", None)
     online = write_config(work / "online.yaml", stand.url)
     held = f"{data.facts['held']} already invited by another campaign"
@@ -611,7 +574,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=DATA_DIR, prefix="bench_workspace_") as tmp:
         work = Path(tmp)
         if not args.no_sqlite:
-            with stand_in() as stand:
+            # The stand-in knows the ledger's senders.
+            with stand_in(dict.fromkeys(SENDERS, DAILY_LIMIT)) as stand:
                 print(f"SQLite: stand-in at {stand.url}; run: {' '.join(cli_command())} run ...")
                 summarise(bench(sqlite_cases(data, work, stand), data.ledger, args.repeat))
             if stand.invitations != 0:
