@@ -90,6 +90,8 @@ class Summary:
     interrupted: bool = False
     stopped_reason: str = ""  # why the run stopped before its capacity or work ran out
     renews_at: float | None = None  # epoch seconds when some capacity frees up again
+    # When the next invitation can leave, if the plan could say (campaign.py sets it).
+    next_send_at: float | None = None
 
     @property
     def exit_code(self) -> int:
