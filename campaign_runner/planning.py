@@ -345,7 +345,13 @@ def plan_run(
         preview=_preview(work, senders, spent.last_sent, now, choice.limit),
     )
     next_at, next_why = _next_send(work, senders, state, workspace, api, settings, spent, now)
-    plan = replace(plan, next_send_at=next_at, next_send_why=next_why)
+    plan = replace(
+        plan,
+        next_send_at=next_at,
+        next_send_why=next_why,
+        # Senders outside their working hours send in later windows all the same.
+        windows_needed=_windows_needed(len(work), [_open_later(s) for s in senders], sendable),
+    )
     recorded = Recorded(counts=counts, renews_at=spent.renews_at, last_sent=spent.last_sent)
     return Planned(plan=plan, work=work, recorded=recorded, records=records)
 
@@ -374,6 +380,14 @@ def _at_own_pace(sender: SenderPlan) -> SenderPlan:
     interval = pacing_interval(sender.daily_limit, sender.spread_seconds)
     # The engine paces `capacity` over `spread_seconds`: spread it over that many intervals.
     return replace(sender, interval_seconds=interval, spread_seconds=interval * sender.capacity)
+
+
+def _open_later(sender: SenderPlan) -> SenderPlan:
+    """The sender as a later window sees it: skipped now only for its working hours
+    (its status is the API's good word, or unknown offline), it is not skipped then."""
+    if sender.skipped and sender.status in ("active", "offline"):
+        return replace(sender, skipped="")
+    return sender
 
 
 def _next_send(
@@ -425,7 +439,7 @@ def _next_send(
             if s.status == "rate_limited":
                 # The API's own word: spent until its quota resets.
                 spending = replace(spending, api_remaining=0)
-            elif s.skipped and s.status not in ("active", "offline"):
+            elif _open_later(s).skipped:
                 never.append(f"sender {s.sender_id}: {s.skipped}")
                 continue
             hours = settings.working_hours(s.sender_id)

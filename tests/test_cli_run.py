@@ -907,6 +907,9 @@ def test_outside_working_hours_the_summary_says_when_the_next_invitation_leaves(
     why = rf"sender a: its working hours open \w\w\w {opens} UTC"
     pattern = rf"next invitation can leave at {LOCAL_TIME} \({why}\)"
     assert all(re.fullmatch(pattern, line) for line in said), said
+    # Closed for now is not "no usable sender": the estimate counts its later windows.
+    assert "no usable sender" not in result.stdout
+    assert "the whole campaign needs about 2 capacity windows" in result.stdout
 
     payload = json.loads(invoke(["run", str(input_path), "--config", str(config), "--json"]).stdout)
     assert payload["next_send_at"].endswith(f"T{opens}:00+00:00")
