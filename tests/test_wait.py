@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import dataclasses
+import io
 import itertools
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,10 +72,23 @@ async def start_run(
     shown: Shown | None = None,
     **options: Any,
 ) -> tuple[UntilDone, aiohttp.ClientSession]:
+    """A run --wait prepared (its first plan made) and ready to execute."""
+    run, _, session = await prepare_run(settings, input_path, results, clock, shown, **options)
+    return run, session
+
+
+async def prepare_run(
+    settings: Settings,
+    input_path: Path,
+    results: Path,
+    clock: VirtualClock,
+    shown: Shown | None = None,
+    **options: Any,
+) -> tuple[UntilDone, Campaign, aiohttp.ClientSession]:
     session = aiohttp.ClientSession()
     chosen = RunOptions(input_path=input_path, results_path=results, wait=True, **options)
     first = await Campaign.prepare(settings, chosen, session, clock=clock)
-    return UntilDone(first, progress=shown), session
+    return UntilDone(first, progress=shown), first, session
 
 
 async def until_done(
@@ -194,9 +210,11 @@ async def test_closed_working_hours_wait_for_monday_s_opening_and_spread_the_day
     input_path = prospects(tmp_path / "p.csv", 6)
     shown = Shown()
 
-    run, session = await start_run(settings, input_path, tmp_path / "r.csv", virtual_clock, shown)
+    run, campaign, session = await prepare_run(
+        settings, input_path, tmp_path / "r.csv", virtual_clock, shown
+    )
+    first = campaign.plan
     async with session:
-        first = run._campaign.plan
         summary = await run.execute()
 
     assert first.now == 0
@@ -378,3 +396,56 @@ async def test_own_pace_is_the_engine_s_and_the_workspace_s_interval_stays(
             (sender,) = campaign.plan.senders
             assert (sender.capacity, sender.interval_seconds) == (2, interval)
             campaign.close()
+
+
+# -- what is shown while idle ---------------------------------------------------------------
+
+
+@pytest.fixture
+def utc() -> Iterator[None]:
+    """The machine's local time is UTC."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", "UTC")
+        time.tzset()
+        yield
+    time.tzset()
+
+
+def test_the_log_says_once_per_change_when_the_next_invitation_leaves(utc: None) -> None:
+    from campaign_runner.progress import LogProgress
+
+    monday = datetime(2026, 11, 30, 9, 0, tzinfo=UTC).timestamp()
+    stream = io.StringIO()
+    log = LogProgress(stream)
+    log.start(2, ["a"])
+    log.advance("a", "sent")
+    log.waiting(monday, 12)
+    log.waiting(monday, 12)  # the same again: not said twice
+    log.waiting(monday + 1, 12)  # rounded up to the minute
+    log.start(1, ["a"])  # the next round adds to the count
+    log.advance("a", "sent")
+    log.waiting(monday + DAY, 11)
+    log.close()
+    assert stream.getvalue().splitlines() == [
+        "progress: 0/2 (a=0)",
+        "waiting: next invitation at Mon 2026-11-30 09:00 (UTC); 12 left",
+        "waiting: next invitation at Mon 2026-11-30 09:01 (UTC); 12 left",
+        "progress: 1/2 sent=1 (a=1)",
+        "waiting: next invitation at Tue 2026-12-01 09:00 (UTC); 11 left",
+        "progress: 2/2 sent=2 (a=2)",
+    ]
+
+
+def test_the_bar_says_when_the_next_invitation_leaves(utc: None) -> None:
+    from campaign_runner.progress import BarProgress
+
+    stream = io.StringIO()
+    bar = BarProgress(stream)
+    bar.start(1, ["a"])
+    bar.advance("a", "sent")
+    bar.waiting(datetime(2026, 11, 30, 9, 0, tzinfo=UTC).timestamp(), 4)
+    bar.close()
+    last = stream.getvalue().replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("waiting:")
+    assert " 1/5 " in last
+    assert last.endswith("next invitation at Mon 2026-11-30 09:00 (UTC); 4 left]")
