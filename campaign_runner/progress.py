@@ -11,15 +11,15 @@ rows are left (on the bar; in a log, one line each time that changes).
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import TextIO
 
 from tqdm import tqdm
-
-from campaign_runner.cli.render import moment_text
 
 
 class BarProgress:
@@ -127,3 +127,10 @@ class LogProgress:
         senders = " ".join(f"{k}={v}" for k, v in sorted(self._per_sender.items()))
         line = f"progress: {self._done}/{self._total} {statuses} ({senders})".replace("  ", " ")
         print(line, file=self._stream, flush=True)
+
+
+def moment_text(epoch: float) -> str:
+    """``Mon 2026-11-30 09:00 (CET)``: a moment in the machine's local time and zone,
+    rounded up to the minute so that it is never early."""
+    moment = datetime.fromtimestamp(math.ceil(epoch / 60) * 60).astimezone()
+    return f"{moment:%a %Y-%m-%d %H:%M} ({moment.tzname()})"

@@ -258,13 +258,6 @@ def local_time(epoch: float, now: float) -> str:
     return f"{moment:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
 
 
-def moment_text(epoch: float) -> str:
-    """``Mon 2026-11-30 09:00 (CET)``: a moment in the machine's local time and zone,
-    rounded up to the minute so that it is never early."""
-    moment = datetime.fromtimestamp(math.ceil(epoch / 60) * 60).astimezone()
-    return f"{moment:%a %Y-%m-%d %H:%M} ({moment.tzname()})"
-
-
 def iso_utc(epoch: float) -> str:
     """``2026-11-30T08:00:00+00:00``: a moment for machines (``--json``)."""
     return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="seconds")
