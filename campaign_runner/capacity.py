@@ -7,7 +7,8 @@ capacity is spread evenly over the window's open hours (the whole window without
 hours, :mod:`campaign_runner.hours`): one invitation per
 :func:`pacing_interval`, so a sender never bursts, and a new run keeps the spacing from
 the last invitation of the run before (:meth:`CapacityLines.last_sent`). Capacity frees up
-as the oldest invitation in the window leaves it (:meth:`CapacityLines.next_renewal`).
+as the oldest invitation in the window leaves it (:meth:`CapacityLines.next_renewal`);
+:func:`next_slot` says when a sender that cannot send now can send again.
 
 What counts: every line whose invitation (may have) left, ``sent`` and ``unknown``, with
 its timestamp; a line whose date was lost counts as recent, so that a sender is never
@@ -24,7 +25,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from campaign_runner.hours import WorkingHours
+from campaign_runner.ledger.base import WEEK_WINDOWS
 from campaign_runner.timestamps import CANONICAL_TS, format_timestamp, parse_timestamp
+
+# Past a renewal by this much, the invitation has left the window (or the quota has
+# reset) for certain: stamps have millisecond resolution, and a parsed one may round down.
+RENEWAL_STEP = 0.01
+# When nobody can say when capacity frees up (a quota spent without a reset time, a
+# `rate_limited` status, spending without readable dates), ask again after this long at
+# most (or one window, where that is shorter).
+RECHECK_SECONDS = 3600.0
 
 
 def remaining_capacity(daily_limit: int, used_in_window: int, api_remaining: int | None) -> int:
@@ -36,6 +47,81 @@ def remaining_capacity(daily_limit: int, used_in_window: int, api_remaining: int
 def pacing_interval(capacity: int, window_seconds: float) -> float:
     """Seconds between two invitations of a sender that spreads ``capacity`` over a window."""
     return window_seconds / capacity if capacity > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class SenderSpending:
+    """What decides when one sender can send again: its limits, what it spent in the
+    rolling day and week, the API's word, and when its spending leaves the windows."""
+
+    daily_limit: int
+    used_in_window: int
+    weekly_limit: int
+    used_in_week: int
+    api_remaining: int | None = None
+    resets_at: float | None = None  # when the API says its quota resets (epoch seconds)
+    oldest_in_window: float | None = None  # the day's oldest invitation
+    oldest_in_week: float | None = None
+    last_sent: float | None = None  # its latest invitation
+
+
+def next_slot(
+    spending: SenderSpending,
+    hours: WorkingHours,
+    window_seconds: float,
+    spread_seconds: float,
+    now: float,
+) -> tuple[float | None, str]:
+    """When the sender's next invitation can leave (epoch seconds), and why not before.
+
+    The latest of: the day's oldest invitation leaving the rolling window, when the day's
+    limit is spent; the same for the week; the API's quota reset, when the API says none
+    remain; one interval of the sender's own pace (its daily limit over ``spread_seconds``)
+    after its last invitation; then moved to the next opening of its working hours. None
+    when it never can (a limit of 0). When more than one invitation must leave first (a
+    limit lowered under what was spent), this is the earliest moment it may be: plan again
+    then. A renewal whose moment is unknown is looked at again after
+    :data:`RECHECK_SECONDS` (or a window, where shorter).
+    """
+    if spending.daily_limit <= 0 or spending.weekly_limit <= 0:
+        return None, "its limit is 0"
+    recheck = now + min(RECHECK_SECONDS, window_seconds)
+    moment, why = now, ""
+    if spending.used_in_window >= spending.daily_limit:
+        moment, why = _later(
+            moment,
+            why,
+            _leaves(spending.oldest_in_window, window_seconds, recheck),
+            "its daily limit is spent until its oldest invitation leaves the window",
+        )
+    if spending.used_in_week >= spending.weekly_limit:
+        week = WEEK_WINDOWS * window_seconds
+        moment, why = _later(
+            moment,
+            why,
+            _leaves(spending.oldest_in_week, week, recheck),
+            "its weekly limit is spent until its oldest invitation leaves the week",
+        )
+    if spending.api_remaining is not None and spending.api_remaining <= 0:
+        resets = recheck
+        if spending.resets_at is not None and spending.resets_at + RENEWAL_STEP > now:
+            resets = spending.resets_at + RENEWAL_STEP
+        moment, why = _later(moment, why, resets, "the API reports its quota spent until it resets")
+    if spending.last_sent is not None:
+        paced = spending.last_sent + pacing_interval(spending.daily_limit, spread_seconds)
+        moment, why = _later(moment, why, paced, "it keeps its pace after its last invitation")
+    opens = hours.next_open(moment)
+    if opens > moment:
+        moment, why = opens, f"its working hours open {hours.describe(moment)}"
+    return moment, why
+
+
+def _leaves(oldest: float | None, window: float, recheck: float) -> float:
+    return recheck if oldest is None else oldest + window + RENEWAL_STEP
+
+
+def _later(moment: float, why: str, candidate: float, because: str) -> tuple[float, str]:
+    return (candidate, because) if candidate > moment else (moment, why)
 
 
 @dataclass(frozen=True)
@@ -70,6 +156,20 @@ class CapacityLines:
             str(item["sender_id"]): parse_timestamp(str(item["timestamp_max"]))
             for item in latest
             if str(item["timestamp_max"]) >= since
+        }
+
+    def oldest(self, since_epoch: float) -> dict[str, float]:
+        """Per ``sender_id``, when (epoch seconds) its oldest capacity-using line at or
+        after ``since_epoch`` was written: the first to leave the window. Only the
+        journal's own timestamps are read; a line dated otherwise leaves unseen, so the
+        sender may free up earlier than this says, never later."""
+        lines = self.table.filter(pc.match_substring_regex(self.table["timestamp"], CANONICAL_TS))
+        lines = lines.filter(
+            pc.greater_equal(lines["timestamp"], pa.scalar(format_timestamp(since_epoch)))
+        )
+        oldest = lines.group_by("sender_id").aggregate([("timestamp", "min")]).to_pylist()
+        return {
+            str(item["sender_id"]): parse_timestamp(str(item["timestamp_min"])) for item in oldest
         }
 
     def next_renewal(self, since_epoch: float, window_seconds: float) -> float | None:

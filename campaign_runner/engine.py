@@ -100,6 +100,11 @@ class Summary:
     interrupted: bool = False
     stopped_reason: str = ""  # why the run stopped before its capacity or work ran out
     renews_at: float | None = None  # epoch seconds when some capacity frees up again
+    # When the next invitation can leave, if the plan could say (campaign.py sets it).
+    next_send_at: float | None = None
+    # Senders the API stopped for the run (daily limit, disconnected): what the next
+    # plan may not know yet, when the quotas route does not say.
+    api_stopped: set[str] = field(default_factory=set)
 
     @property
     def exit_code(self) -> int:
@@ -456,6 +461,8 @@ class Engine:
             self._abort = self._abort or error_type(result.message, result.http_status)
             self.request_stop()
             return _Outcome(DEFERRED, result.message, requeue=True)
+        if kind in (ResultKind.DAILY_LIMIT, ResultKind.SENDER_UNAVAILABLE):
+            run.summary.api_stopped.add(pacer.sender_id)
         if kind is ResultKind.DAILY_LIMIT:
             pacer.exhaust()
             run.progress.notice(f"sender {pacer.sender_id}: daily connection limit reached")
@@ -598,6 +605,10 @@ class _Run:
                 await self._changed.wait()
                 continue
             due, _, sender_id = self._due[0]
+            if not self._may_take_turns(self.pacers[sender_id]):
+                # At its daily limit, say: let it go now, not at its next paced slot.
+                heapq.heappop(self._due)
+                continue
             delay = due - clock.monotonic()
             if delay > 0:
                 with contextlib.suppress(TimeoutError):

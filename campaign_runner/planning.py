@@ -19,13 +19,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from campaign_runner.capacity import pacing_interval, remaining_capacity
+from campaign_runner.capacity import SenderSpending, next_slot, pacing_interval, remaining_capacity
 from campaign_runner.client import Quota, SenderInfo
 from campaign_runner.config import Settings
 from campaign_runner.journal import (
@@ -144,6 +145,11 @@ class Plan:
     columns: tuple[str, ...] = ()  # which columns (sheet, header row) were used, said
     already_invited: int = 0  # valid rows held by another invitation of the workspace
     preview: tuple[NotePreview, ...] = ()  # the first rows this run sends, in order
+    # When the next invitation can leave (epoch seconds): this run's first one when `now`
+    # is not 0; otherwise when a sender can send again (its capacity renewed, its quota
+    # reset, its working hours open). None: nothing to send, or no sender ever can.
+    next_send_at: float | None = None
+    next_send_why: str = ""  # why not before then ('' when it is now), or why never
 
 
 @dataclass(frozen=True)
@@ -303,8 +309,132 @@ def plan_run(
         already_invited=len(held),
         preview=_preview(work, senders, spent.last_sent, now, choice.limit),
     )
+    next_at, next_why = _next_send(work, senders, state, workspace, api, settings, spent, now)
+    plan = replace(
+        plan,
+        next_send_at=next_at,
+        next_send_why=next_why,
+        # Senders outside their working hours send in later windows all the same.
+        windows_needed=_windows_needed(len(work), [_open_later(s) for s in senders], sendable),
+    )
     recorded = Recorded(counts=counts, renews_at=spent.renews_at, last_sent=spent.last_sent)
     return Planned(plan=plan, work=work, recorded=recorded, records=records)
+
+
+def at_own_pace(planned: Planned) -> Planned:
+    """The plan with each usable sender sending at its own pace, one invitation per its
+    daily limit over its window (or open hours), instead of spreading what capacity is
+    left over a whole window: for ``run --wait``, which comes back as capacity renews.
+
+    A rolling window renews one invitation at a time: spread over a window, the one
+    renewed slot would wait most of a window to leave. At the sender's own pace no window
+    ever holds more than its limit, and planning counts the limit itself on every round.
+    """
+    senders = tuple(_at_own_pace(s) for s in planned.plan.senders)
+    plan = replace(
+        planned.plan,
+        senders=senders,
+        estimated_seconds=_estimate_seconds(planned.plan.now, list(senders)),
+    )
+    return replace(planned, plan=plan)
+
+
+def _at_own_pace(sender: SenderPlan) -> SenderPlan:
+    if not sender.usable:
+        return sender
+    interval = pacing_interval(sender.daily_limit, sender.spread_seconds)
+    # The engine paces `capacity` over `spread_seconds`: spread it over that many intervals.
+    return replace(sender, interval_seconds=interval, spread_seconds=interval * sender.capacity)
+
+
+def _open_later(sender: SenderPlan) -> SenderPlan:
+    """The sender as a later window sees it: skipped now only for its working hours
+    (its status is the API's good word, or unknown offline), it is not skipped then."""
+    if sender.skipped and sender.status in ("active", "offline"):
+        return replace(sender, skipped="")
+    return sender
+
+
+def _next_send(
+    work: WorkRows,
+    senders: list[SenderPlan],
+    state: JournalState,
+    workspace: WorkspaceView | None,
+    api: ApiView,
+    settings: Settings,
+    spent: _Spent,
+    now: float,
+) -> tuple[float | None, str]:
+    """When the next invitation can leave, and why not before (see ``Plan.next_send_at``):
+    the earliest of the senders that have a row to send."""
+    if not len(work):
+        return None, ""
+    per_sender = work.pinned_counts()
+    shared = per_sender.pop("", 0) > 0
+    pinned = set(per_sender)
+    window = settings.pacing.window_seconds
+    lines = state.capacity_lines()
+    day = lines.oldest(now - window)
+    week = lines.oldest(now - WEEK_WINDOWS * window)
+    usage = workspace.usage if workspace is not None else {}
+    best: tuple[float, str] | None = None
+    never: list[str] = []
+    for s in senders:
+        if not (shared or s.sender_id in pinned):
+            continue
+        if s.usable:
+            first = spent.last_sent.get(s.sender_id, -math.inf) + s.interval_seconds
+            moment, why = max(now, first), ""
+        else:
+            used = usage.get(s.sender_id)
+            spending = SenderSpending(
+                daily_limit=s.daily_limit,
+                used_in_window=s.used_in_window,
+                weekly_limit=s.weekly_limit,
+                used_in_week=s.used_in_week,
+                api_remaining=s.api_remaining,
+                resets_at=_epoch(api.quotas.get(s.sender_id)),
+                oldest_in_window=_earliest(
+                    day.get(s.sender_id), used.oldest_in_day if used else None
+                ),
+                oldest_in_week=_earliest(
+                    week.get(s.sender_id), used.oldest_in_week if used else None
+                ),
+                last_sent=spent.last_sent.get(s.sender_id),
+            )
+            if s.status == "rate_limited":
+                # The API's own word: spent until its quota resets.
+                spending = replace(spending, api_remaining=0)
+            elif _open_later(s).skipped:
+                never.append(f"sender {s.sender_id}: {s.skipped}")
+                continue
+            hours = settings.working_hours(s.sender_id)
+            found, why = next_slot(spending, hours, window, s.spread_seconds, now)
+            if found is None:
+                never.append(f"sender {s.sender_id}: {why}")
+                continue
+            moment = found
+        if best is None or moment < best[0]:
+            best = (moment, f"sender {s.sender_id}: {why}" if why else "")
+    if best is None:
+        return None, "; ".join(never) or "no sender to send with"
+    return best
+
+
+def _epoch(quota: Quota | None) -> float | None:
+    """When the API says a quota resets, in epoch seconds (None: not said, or unreadable)."""
+    if quota is None or not quota.resets_at:
+        return None
+    try:
+        moment = datetime.fromisoformat(quota.resets_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _earliest(*moments: float | None) -> float | None:
+    known = [m for m in moments if m is not None]
+    return min(known) if known else None
 
 
 def _unasked_warning(why: str, settings: Settings) -> str:

@@ -3,14 +3,20 @@
 On a terminal: a tqdm bar with per-sender counts and an ETA. Elsewhere (cron, CI, a
 pipe): a plain log line at most every ``interval`` seconds, and one at the end, so that
 a log file shows a campaign's progress without carriage-return noise.
+
+``run --wait`` uses one display for all its rounds: each round's :meth:`start` adds to it,
+and :meth:`waiting` says, while it idles, when the next invitation leaves and how many
+rows are left (on the bar; in a log, one line each time that changes).
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import TextIO
 
 from tqdm import tqdm
@@ -26,16 +32,33 @@ class BarProgress:
         self._statuses: Counter[str] = Counter()
 
     def start(self, total: int, sender_ids: list[str]) -> None:
-        self._per_sender = Counter({s: 0 for s in sender_ids})
-        self._bar = tqdm(total=total, desc="sending", unit="inv", file=self._stream, leave=True)
+        for sender_id in sender_ids:
+            self._per_sender.setdefault(sender_id, 0)
+        if self._bar is None:
+            self._bar = tqdm(total=total, desc="sending", unit="inv", file=self._stream, leave=True)
+            return
+        self._bar.total = self._bar.n + total  # a round of run --wait: the same bar goes on
+        self._bar.set_description("sending", refresh=False)
+        self._bar.set_postfix(self._postfix(), refresh=True)
 
     def advance(self, sender_id: str, status: str) -> None:
         self._per_sender[sender_id] += 1
         self._statuses[status] += 1
         if self._bar is not None:
-            postfix = {**_senders_shown(self._per_sender, sender_id), **self._statuses}
-            self._bar.set_postfix(postfix, refresh=False)
+            self._bar.set_postfix(self._postfix(sender_id), refresh=False)
             self._bar.update(1)
+
+    def waiting(self, until: float, left: int) -> None:
+        """The bar says ``waiting`` and ``next invitation at Mon 2026-11-30 09:00 (CET);
+        12 left``."""
+        if self._bar is None:
+            self._bar = tqdm(total=left, desc="waiting", unit="inv", file=self._stream, leave=True)
+        self._bar.total = self._bar.n + left
+        self._bar.set_description("waiting", refresh=False)
+        self._bar.set_postfix_str(f"next invitation at {moment_text(until)}; {left} left")
+
+    def _postfix(self, latest: str = "") -> dict[str, int]:
+        return {**_senders_shown(self._per_sender, latest), **self._statuses}
 
     def notice(self, message: str) -> None:
         if self._bar is not None:
@@ -66,11 +89,14 @@ class LogProgress:
         self._last = 0.0
         self._per_sender: Counter[str] = Counter()
         self._statuses: Counter[str] = Counter()
+        self._waiting = ""  # the last waiting line written
 
     def start(self, total: int, sender_ids: list[str]) -> None:
-        self._total = total
+        self._total = self._done + total  # a round of run --wait adds to the earlier ones
         self._last = self._clock()
-        self._per_sender = Counter({s: 0 for s in sender_ids})
+        for sender_id in sender_ids:
+            self._per_sender.setdefault(sender_id, 0)
+        self._waiting = ""
         self._write()
 
     def advance(self, sender_id: str, status: str) -> None:
@@ -82,6 +108,13 @@ class LogProgress:
 
     def notice(self, message: str) -> None:
         print(message, file=self._stream, flush=True)
+
+    def waiting(self, until: float, left: int) -> None:
+        """``waiting: next invitation at Mon 2026-11-30 09:00 (CET); 12 left``, once."""
+        line = f"waiting: next invitation at {moment_text(until)}; {left} left"
+        if line != self._waiting:
+            self._waiting = line
+            print(line, file=self._stream, flush=True)
 
     def close(self) -> None:
         if self._total:
@@ -108,3 +141,10 @@ def _senders_shown(per_sender: Counter[str], latest: str = "") -> Mapping[str, i
     if len(per_sender) <= SENDERS_SHOWN:
         return per_sender
     return {latest: per_sender[latest]} if latest else {}
+
+
+def moment_text(epoch: float) -> str:
+    """``Mon 2026-11-30 09:00 (CET)``: a moment in the machine's local time and zone,
+    rounded up to the minute so that it is never early."""
+    moment = datetime.fromtimestamp(math.ceil(epoch / 60) * 60).astimezone()
+    return f"{moment:%a %Y-%m-%d %H:%M} ({moment.tzname()})"

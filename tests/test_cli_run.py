@@ -879,3 +879,73 @@ def test_a_rehearsal_keeps_a_configured_warm_up(tmp_path: Path) -> None:
     assert result.exit_code == 3, result.output  # one today, the rest later
     assert "sender sender_alice: warming up, 1 this window" in result.stderr
     assert final_counts(tmp_path / "p.sandbox.results.csv") == {"sent": 1}
+
+
+# -- when the next invitation leaves, and run --wait ----------------------------------------
+
+
+def closed_hours() -> dict[str, str]:
+    """Working hours (UTC) that open in two hours and close an hour later: closed now."""
+    hour = (time.gmtime().tm_hour + 2) % 24
+    return {"hours": f"{hour:02d}:00-{(hour + 1) % 24:02d}:00", "timezone": "UTC"}
+
+
+def test_outside_working_hours_the_summary_says_when_the_next_invitation_leaves(
+    serve: Serve, tmp_path: Path, local_zone: None
+) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 3)
+    config = config_for(tmp_path, server, senders=[("a", 10)], pacing=closed_hours())
+    result = invoke(["run", str(input_path), "--config", str(config), "--yes"])
+    opens = closed_hours()["hours"][:5]
+
+    assert result.exit_code == 3, result.output
+    assert connect_requests(server) == 0
+    said = [x for x in result.stdout.splitlines() if x.startswith("next invitation can leave")]
+    # Once in the plan, once in the summary: local time, then the sender's own words.
+    assert len(said) == 2, result.stdout
+    why = rf"sender a: its working hours open \w\w\w {opens} UTC"
+    pattern = rf"next invitation can leave at {LOCAL_TIME} \({why}\)"
+    assert all(re.fullmatch(pattern, line) for line in said), said
+    # Closed for now is not "no usable sender": the estimate counts its later windows.
+    assert "no usable sender" not in result.stdout
+    assert "the whole campaign needs about 2 capacity windows" in result.stdout
+
+    payload = json.loads(invoke(["run", str(input_path), "--config", str(config), "--json"]).stdout)
+    assert payload["next_send_at"].endswith(f"T{opens}:00+00:00")
+
+
+def test_wait_with_dry_run_shows_the_plan_and_when_the_next_invitation_leaves(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 3)
+    config = config_for(tmp_path, server, senders=[("a", 10)], pacing=closed_hours())
+    result = invoke(["run", str(input_path), "--config", str(config), "--wait", "--dry-run"])
+
+    assert result.exit_code == 3, result.output  # as --dry-run alone: it does not wait
+    assert "next invitation can leave at " in result.stdout
+    assert connect_requests(server) == 0
+    assert not (tmp_path / "p.results.csv").exists()
+    assert result.stdout.strip().splitlines()[-1].endswith(" --wait")
+
+
+def test_wait_asks_once_for_the_whole_campaign(
+    serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from campaign_runner.cli import run as run_command
+
+    monkeypatch.setattr(run_command, "is_tty", lambda stdin=False: True)
+    server = serve()
+    input_path = prospects(tmp_path / "p.csv", 5)
+    config = config_for(tmp_path, server, senders=[("a", 2)], pacing={"window_seconds": 3600})
+    result = CliRunner().invoke(
+        cli,
+        ["run", str(input_path), "--config", str(config), "--wait"],
+        input="n\n",
+        env={"SENDPILOT_API_KEY": KEY},
+    )
+    assert f"Send 5 invitations to {server.base_url} (workspace " in result.stdout
+    assert "): 2 now, the rest as capacity renews (--wait)?" in result.stdout
+    assert result.exit_code == 130
+    assert connect_requests(server) == 0

@@ -674,6 +674,43 @@ def test_second_open_in_the_same_process_is_refused(tmp_path: Path) -> None:
     Journal.open(path).close()  # released by close
 
 
+def test_a_kept_lock_outlasts_its_journal_and_the_next_open_takes_it_over(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "results.csv"
+    with open_journal(path) as journal:
+        journal.append(rec(1))
+        kept = journal.keep_lock()
+    # Closed, yet still locked: nobody else gets in between two rounds of run --wait.
+    with pytest.raises(JournalLockedError):
+        Journal.open(path)
+    with open_journal(path, kept=kept) as again:
+        assert again.state.lines == 1
+        again.append(rec(2))
+    Journal.open(path).close()  # released with the journal that took it over
+    kept.close()  # harmless once taken over
+    assert load_journal(path).lines == 2
+
+
+@pytest.mark.parametrize("how", ["replaced", "deleted"])
+def test_a_kept_lock_lets_go_when_the_path_no_longer_names_its_file(
+    tmp_path: Path, how: str
+) -> None:
+    path = tmp_path / "results.csv"
+    with open_journal(path) as journal:
+        journal.append_many([rec(1), rec(2)])
+        kept = journal.keep_lock()
+    if how == "replaced":  # an editor's save: the new file is the one to read now
+        edited = tmp_path / "edited.csv"
+        edited.write_bytes(path.read_bytes().rsplit(b"\n", 2)[0] + b"\n")
+        os.replace(edited, path)
+    else:  # deleted while the run waited: put back from the descriptor the lock kept
+        path.unlink()
+    with open_journal(path, kept=kept) as again:
+        assert again.state.lines == (1 if how == "replaced" else 2)
+    Journal.open(path).close()
+
+
 def test_open_from_another_process_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "results.csv"
     with open_journal(path):

@@ -302,6 +302,7 @@ def test_usage_counts_each_sender_and_campaign_in_the_day_and_week(
     assert sorted(usage) == ["s1", "s2"]
     s1, s2 = usage["s1"], usage["s2"]
     assert (s1.day, s1.week, s1.last_at, s1.oldest_in_day) == (1, 2, now - 3600, now - 3600)
+    assert (s1.oldest_in_week, s2.oldest_in_week) == (now - 3 * DAY, now - 2 * DAY)
     assert (s1.day_by_campaign, s1.week_by_campaign) == ({a: 1}, {a: 2})
     assert (s2.day, s2.week, s2.last_at, s2.oldest_in_day) == (1, 2, now - 7200, now - 7200)
     assert (s2.day_by_campaign, s2.week_by_campaign) == ({a: 1}, {a: 1, b: 1})

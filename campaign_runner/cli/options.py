@@ -87,6 +87,8 @@ def resume_command(
     results_path: Path | None,
     sandbox: bool,
     inputs: InputChoice,
+    *,
+    wait: bool = False,
 ) -> list[str]:
     """The exact command that continues this campaign."""
     words = ["campaign-runner", "run", str(input_path)]
@@ -97,6 +99,8 @@ def resume_command(
     words += inputs.words()
     if sandbox:
         words.append("--sandbox")
+    if wait:
+        words.append("--wait")
     return words
 
 

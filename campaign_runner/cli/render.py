@@ -23,12 +23,20 @@ class Output:
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
+        self._warned: set[str] = set()
 
     def info(self, message: str) -> None:
         click.echo(message, err=self.as_json)
 
     def warn(self, message: str) -> None:
+        self._warned.add(message)
         click.echo(f"warning: {message}", err=True)
+
+    def round_plan(self, plan: Plan) -> None:
+        """A later round of run --wait: only what it warns of that was not said before."""
+        for warning in plan.warnings:
+            if warning not in self._warned:
+                self.warn(warning)
 
     def plan(self, plan: Plan) -> None:
         for warning in plan.warnings:
@@ -97,6 +105,10 @@ class Output:
                 )
             else:
                 self.info("no usable sender: nothing can be sent with the current senders")
+        if not plan.now and plan.next_send_at is not None:
+            when = local_time(plan.next_send_at, time.time())
+            why = f" ({plan.next_send_why})" if plan.next_send_why else ""
+            self.info(f"next invitation can leave {_at(when)}{why}")
         # Last, so that it stands right above the question that sends them.
         self.preview(plan.preview, plan.to_send)
 
@@ -111,12 +123,9 @@ class Output:
 
     def summary(self, summary: Summary, resume: list[str], exit_code: int) -> None:
         command = shlex.join(resume)
-        renews = (
-            datetime.fromtimestamp(summary.renews_at, tz=UTC).isoformat(timespec="seconds")
-            if summary.renews_at
-            else None
-        )
+        renews = iso_utc(summary.renews_at) if summary.renews_at else None
         nothing_valid = no_valid_row(summary.plan)
+        next_at = summary.next_send_at if summary.remaining and not summary.stopped_reason else None
         if self.as_json:
             payload = {
                 "input": str(summary.plan.input_path),
@@ -129,6 +138,7 @@ class Output:
                 "stopped_reason": summary.stopped_reason or nothing_valid or None,
                 "exit_code": exit_code,
                 "capacity_renews_at": renews,
+                "next_send_at": None if next_at is None else iso_utc(next_at),
                 "resume_command": command,
                 "preview": [preview_payload(p) for p in summary.plan.preview],
             }
@@ -152,6 +162,10 @@ class Output:
             self.info(f"to try failed rows again: {command} --retry-failed")
         if summary.renews_at and (summary.remaining or summary.interrupted):
             self.info(f"capacity renews from {local_time(summary.renews_at, time.time())}")
+        if next_at is not None:
+            why = summary.plan.next_send_why if summary.plan.next_send_at == next_at else ""
+            when = local_time(next_at, time.time())
+            self.info(f"next invitation can leave {_at(when)}" + (f" ({why})" if why else ""))
         # Always the last line, so that scripts and people find it in the same place.
         self.info(f"to continue: {command}")
 
@@ -242,3 +256,12 @@ def local_time(epoch: float, now: float) -> str:
     moment = datetime.fromtimestamp(math.ceil(epoch / 60) * 60).astimezone()
     offset = moment.strftime("%z")
     return f"{moment:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
+
+
+def iso_utc(epoch: float) -> str:
+    """``2026-11-30T08:00:00+00:00``: a moment for machines (``--json``)."""
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="seconds")
+
+
+def _at(when: str) -> str:
+    return when if when == "now" else f"at {when}"

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from campaign_runner.cli.terminal import (
     interrupt,
     is_tty,
     make_progress,
+    make_wait_progress,
 )
 from campaign_runner.config import Secret, SenderSettings, Settings, find_config, load_settings
 
@@ -49,7 +51,19 @@ if TYPE_CHECKING:
 )
 @click.option("--sandbox", is_flag=True, help="Run against an embedded stand-in SendPilot server.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; send nothing, write nothing.")
-@click.option("--limit", type=click.IntRange(min=0), help="Send at most N invitations this run.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    help="Send at most N invitations this run (with --wait: in all, across its rounds).",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Do not stop while rows remain: when capacity is spent or working hours are "
+    "closed, sleep until a sender can send again (re-reading quotas), and go on until "
+    "every row is final. With --dry-run: the plan only, and when the next invitation "
+    "can leave.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
 @click.option("--retry-failed", is_flag=True, help="Send rows recorded as failed again.")
@@ -67,6 +81,7 @@ def run(
     sandbox: bool,
     dry_run: bool,
     limit: int | None,
+    wait: bool,
     yes: bool,
     no_progress: bool,
     retry_failed: bool,
@@ -90,6 +105,16 @@ def run(
       For real (key from the environment, senders from the config):
         export SENDPILOT_API_KEY=...
         campaign-runner run prospects.csv --config campaign-runner.yaml
+      Leave it running for days, until every row is final (systemd, tmux):
+        campaign-runner run prospects.csv --yes --wait
+
+    With --wait, each sender sends at its own pace (its daily limit over the window or
+    its working hours); between rounds the run sleeps until the next sender can send
+    (its oldest invitation leaving the rolling window or week, the API's quota reset,
+    its working hours opening), showing when and how many rows are left, then plans
+    again from the results, the workspace and the API. The results file stays locked
+    meanwhile: another run on it is refused (exit 2). Ctrl-C or SIGTERM stops it as
+    they stop a run. Without --wait, run it again (from cron, say) to continue.
 
     \b
     Exit codes (--dry-run exits as the run would leave the campaign):
@@ -98,6 +123,7 @@ def run(
       2    could not run: usage, config, unusable input, API key rejected, api.base_url
            wrong, results file locked or refused, workspace ledger unusable
       3    stopped with rows still to send: capacity spent, --limit, no usable sender
+           (with --wait: --limit, or no sender can ever send them)
       130  interrupted (Ctrl-C, SIGTERM) or not confirmed: run the same command again
     """
     # asyncio is imported by the commands that use it: `validate` starts faster without.
@@ -126,8 +152,9 @@ def run(
         dry_run=dry_run,
         sandbox=sandbox,
         exclude=inputs.exclude,
+        wait=wait,
     )
-    resume = resume_command(input_path, config_path, results_path, sandbox, inputs)
+    resume = resume_command(input_path, config_path, results_path, sandbox, inputs, wait=wait)
     must_confirm = not (yes or sandbox or dry_run)
     progress_kind = "none" if (no_progress or as_json) else ("bar" if is_tty() else "log")
     # Until sending starts (and its own handlers take over), SIGTERM is a Ctrl-C: exit 130.
@@ -169,37 +196,55 @@ async def _run_campaign(
 ) -> Summary:
     import aiohttp
 
-    from campaign_runner.campaign import Campaign
+    from campaign_runner.campaign import Campaign, UntilDone
+    from campaign_runner.clock import running_clock
 
+    # The running loop's clock: the system's, except under a test's virtual-time loop.
+    clock = running_clock()
     async with contextlib.AsyncExitStack() as stack:
         if sandbox:
             from campaign_runner.sandbox import SandboxServer
 
-            server = await stack.enter_async_context(SandboxServer(_sandbox_config(settings)))
+            config = _sandbox_config(settings, clock.now)
+            server = await stack.enter_async_context(SandboxServer(config))
             settings = _settings_for_sandbox(settings, server)
             out.info(f"sandbox: stand-in SendPilot server at {server.base_url} (loopback only)")
         session = None
         if settings.api.api_key is not None:
             connector = aiohttp.TCPConnector(limit=settings.pacing.concurrency)
             session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
-        campaign = await Campaign.prepare(settings, options, session)
+        campaign = await Campaign.prepare(settings, options, session, clock=clock)
         stack.callback(campaign.close)
         out.plan(campaign.plan)
-        if options.dry_run or campaign.plan.now == 0:
+        plan = campaign.plan
+        waits = options.wait and not options.dry_run and plan.to_send > 0
+        if options.dry_run or (plan.now == 0 and not waits):
             return await campaign.execute()
-        if must_confirm:
+        # A --wait run that can never send ends at once, saying why: nothing to confirm.
+        if must_confirm and (plan.now or plan.next_send_at is not None):
             if not is_tty(stdin=True):
                 raise UserError("no terminal to confirm on: add --yes to send without confirmation")
-            if not confirm(confirmation(campaign.plan, settings.api.base_url)):
+            if not confirm(confirmation(plan, settings.api.base_url, wait=waits)):
                 raise NotConfirmed
+        if waits:
+            until_done = UntilDone(
+                campaign, progress=make_wait_progress(progress_kind), on_plan=out.round_plan
+            )
+            install_signal_handlers(until_done, out)
+            return await until_done.execute()
         progress = make_progress(progress_kind)
         install_signal_handlers(campaign, out)
         return await campaign.execute(progress)
 
 
-def confirmation(plan: Plan, base_url: str) -> str:
+def confirmation(plan: Plan, base_url: str, *, wait: bool = False) -> str:
     """The question asked before sending: how many, and where they go."""
     where = f" (workspace {plan.workspace})" if plan.workspace else ""
+    if wait and plan.to_send > plan.now:
+        return (
+            f"Send {plan.to_send} invitations to {base_url}{where}: {plan.now} now, the "
+            "rest as capacity renews (--wait)?"
+        )
     return f"Send {plan.now} invitations now to {base_url}{where}?"
 
 
@@ -208,16 +253,16 @@ def confirmation(plan: Plan, base_url: str) -> str:
 SANDBOX_WINDOW_SECONDS = 20.0
 
 
-def _sandbox_config(settings: Settings) -> SandboxConfig:
+def _sandbox_config(settings: Settings, now: Callable[[], float]) -> SandboxConfig:
     from campaign_runner.sandbox import SandboxConfig, SandboxSender
 
     if not settings.senders:
-        return SandboxConfig(window_seconds=SANDBOX_WINDOW_SECONDS)
+        return SandboxConfig(window_seconds=SANDBOX_WINDOW_SECONDS, clock=now)
     senders = tuple(
         SandboxSender(id=s.id, name=s.id, capacity=s.daily_limit, premium=s.premium is not False)
         for s in settings.senders
     )
-    return SandboxConfig(senders=senders, window_seconds=SANDBOX_WINDOW_SECONDS)
+    return SandboxConfig(senders=senders, window_seconds=SANDBOX_WINDOW_SECONDS, clock=now)
 
 
 def _settings_for_sandbox(settings: Settings, server: SandboxServer) -> Settings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import click
 
@@ -17,7 +17,7 @@ from campaign_runner.cli.render import Output
 if TYPE_CHECKING:
     # The sending stack (aiohttp, the runner, the sandbox) is imported by the commands
     # that use it, so that `validate` on a large file starts fast.
-    from campaign_runner.campaign import Campaign, Progress
+    from campaign_runner.campaign import Progress, WaitProgress
 
 
 def confirm(question: str) -> bool:
@@ -37,7 +37,14 @@ def interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def install_signal_handlers(campaign: Campaign, out: Output) -> None:
+class Stoppable(Protocol):
+    """A run that a signal stops: a :class:`~campaign_runner.campaign.Campaign`, or
+    :class:`~campaign_runner.campaign.UntilDone` (run --wait)."""
+
+    def request_stop(self) -> None: ...
+
+
+def install_signal_handlers(campaign: Stoppable, out: Output) -> None:
     import asyncio
 
     loop = asyncio.get_running_loop()
@@ -71,6 +78,17 @@ def make_progress(kind: str) -> Progress:
     if kind == "log":
         return LogProgress()
     return SilentProgress()
+
+
+def make_wait_progress(kind: str) -> WaitProgress | None:
+    """The display of a run --wait (None: nothing shown)."""
+    from campaign_runner.progress import BarProgress, LogProgress
+
+    if kind == "bar":
+        return BarProgress()
+    if kind == "log":
+        return LogProgress()
+    return None
 
 
 def is_tty(stdin: bool = False) -> bool:

@@ -34,7 +34,7 @@ from campaign_runner.journal.format import (
 )
 from campaign_runner.journal.reader import load_journal
 from campaign_runner.journal.state import JournalState
-from campaign_runner.journal.writer import Journal
+from campaign_runner.journal.writer import Journal, KeptLock
 
 __all__ = [
     "ALREADY_CONNECTED",
@@ -55,6 +55,7 @@ __all__ = [
     "Journal",
     "JournalRecord",
     "JournalState",
+    "KeptLock",
     "format_timestamp",
     "load_journal",
     "parse_timestamp",

@@ -8,7 +8,9 @@ is queued, writes it and syncs it (group commit). A crash can therefore only tea
 record, which :mod:`.recovery` recognises and :meth:`Journal.open` cuts off.
 
 Locking: :meth:`Journal.open` takes an exclusive ``flock`` on the results file itself; the
-kernel drops it when the process dies, so ``kill -9`` leaves no stale lock.
+kernel drops it when the process dies, so ``kill -9`` leaves no stale lock. A process that
+opens the same file again and again (``run --wait``, between its idle periods) keeps the
+lock in between with :meth:`Journal.keep_lock`, so that no other run starts meanwhile.
 
 Place: the journal writes through the file it opened and locked. When the path stops naming
 that file (an editor saved a new copy, ``sed -i``, a sync client or ``mv`` replaced it, or it
@@ -105,6 +107,7 @@ class Journal:
         fsync: bool = True,
         clock: Callable[[], float] = time.time,
         accept: Callable[[JournalState], None] | None = None,
+        kept: KeptLock | None = None,
     ) -> Journal:
         """Open (creating if needed) and lock the results file at ``path``, and read it.
 
@@ -116,11 +119,15 @@ class Journal:
         interrupted append left is cut off (:attr:`JournalState.repair` says so). Raises
         :class:`JournalLockedError` if another process (or another open journal in this
         process) holds the file. ``accept(state)``, when given, may refuse the file by
-        raising, before anything in it is changed.
+        raising, before anything in it is changed. ``kept``, a lock an earlier journal of
+        this process kept (:meth:`keep_lock`), is taken over, so that the file was never
+        unlocked in between.
         """
         path = Path(path)
+        fd = kept.take(path, fsync) if kept is not None else None
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            if fd is None:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise JournalError(f"{path}: cannot open the results file: {exc.strerror}") from exc
         try:
@@ -136,6 +143,14 @@ class Journal:
             os.close(fd)
             raise
         return cls(path, fd, columns, state, fsync=fsync, clock=clock)
+
+    def keep_lock(self) -> KeptLock:
+        """The file's lock, held on after this journal is closed, until the next
+        :meth:`open` of the same file takes it over (or :meth:`KeptLock.close`)."""
+        with self._write_lock:
+            self._check_usable()
+            # flock belongs to the open file, not to the descriptor: a duplicate holds it.
+            return KeptLock(os.dup(self._fd))
 
     def encode(self, records: Sequence[JournalRecord]) -> bytes:
         """The exact bytes :meth:`append_many` would write for ``records``."""
@@ -399,6 +414,41 @@ class Journal:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+class KeptLock:
+    """A results file's lock, held by this process between two journals on the file.
+
+    Made by :meth:`Journal.keep_lock`; :meth:`Journal.open` takes it over. If the path
+    stopped naming the locked file meanwhile, the lock is let go and the file at the path
+    is opened as usual: a replaced file (an editor's save) is the one to read now, and a
+    deleted (or moved) one is put back first, from the descriptor this lock kept open.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def take(self, path: Path, fsync: bool) -> int | None:
+        """The locked descriptor, when ``path`` still names its file; else None, with the
+        lock released (and a deleted file restored at ``path``)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return None
+        try:
+            if not path.exists():  # deleted, or moved away, while the process waited
+                _restore(path, fd, fsync)
+            elif _identity(os.stat(path)) == _identity(os.fstat(fd)):
+                return fd
+        except OSError:
+            pass  # the path cannot be read: opening it says why
+        os.close(fd)
+        return None
+
+    def close(self) -> None:
+        """Release the lock (harmless once taken over or closed)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 # --------------------------------------------------------------------------- the file

@@ -106,6 +106,7 @@ class SenderUsage:
     week_by_campaign: Mapping[int, int] = field(default_factory=dict)
     last_at: float | None = None  # its latest slot, any campaign
     oldest_in_day: float | None = None  # when the day's first attempt leaves the window
+    oldest_in_week: float | None = None  # the same for the week (seven windows)
 
 
 @dataclass(frozen=True)

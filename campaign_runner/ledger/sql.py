@@ -353,7 +353,7 @@ class SqlLedger(Ledger):
                 f"FROM s WHERE s.id IS NOT NULL) "
                 f"SELECT a.sender_id, a.campaign_id, "
                 f"SUM(CASE WHEN a.at >= ? THEN 1 ELSE 0 END), COUNT(*), MAX(a.at), "
-                f"MIN(CASE WHEN a.at >= ? THEN a.at END) "
+                f"MIN(CASE WHEN a.at >= ? THEN a.at END), MIN(a.at) "
                 f"FROM s JOIN attempts a ON a.sender_id = s.id AND a.at >= ? "
                 f"WHERE a.status IN {_SPENDING} "
                 f"GROUP BY a.sender_id, a.campaign_id",
@@ -372,6 +372,7 @@ class SqlLedger(Ledger):
                 week_by_campaign={int(p[1]): int(p[3]) for p in parts},
                 last_at=max(float(p[4]) for p in parts),
                 oldest_in_day=min(oldest) if oldest else None,
+                oldest_in_week=min(float(p[6]) for p in parts),
             )
         return usage
 
