@@ -9,8 +9,8 @@ The export has one line per input row, in input order: the input's own columns, 
 - XLSX: every cell is written as text, never as a formula or a number; such a cell keeps
   its exact value and is marked "quote prefix", as Excel marks a cell typed with a
   leading apostrophe, so that editing it does not make it a formula either. A workbook
-  cannot hold control characters other than tab and line breaks: they become U+FFFD, and
-  a carriage return reads back as a line feed (XML keeps no bare CR).
+  cannot hold control characters other than tab and line breaks (nor U+FFFE, U+FFFF):
+  they become U+FFFD, and a carriage return reads back as a line feed (XML keeps no CR).
 
 Timestamps are the project's one format (ISO 8601 UTC with milliseconds). matplotlib
 draws the chart, imported only here, only for a chart, on its Agg canvas (no display).
@@ -38,8 +38,9 @@ EXPORT_FORMATS = (".csv", ".xlsx")
 INPUT_SUFFIX = " (input)"  # added to an input column whose name is one of ours
 CHART_SIZE = (800, 400)  # pixels
 _CHART_DPI = 100
-# Characters XML 1.0 (and so a workbook) cannot hold: the C0 controls but tab, LF and CR.
-_NOT_IN_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Characters XML 1.0 (and so a workbook) cannot hold: the C0 controls but tab, LF and CR,
+# lone surrogates, and the non-characters U+FFFE and U+FFFF.
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # Verdicts a results file keeps about a row as it once was: the input's own verdict on the
 # row, made again now, says more. Another campaign's invitation of the person still counts.
 _STALE_VERDICTS = ROW_VERDICTS - {ALREADY_INVITED}
@@ -166,8 +167,9 @@ def write_chart(path: Path, days: Sequence[Day], timezone: str, title: str = "")
     axes.set_ylabel("per day")
     axes.set_xlabel(f"date ({timezone})")
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.legend(loc="upper right")
-    axes.set_title(title or "invitations and acceptances per day")
+    # Above the bars, beside the title, where it covers none of them.
+    axes.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, frameon=False)
+    axes.set_title(title or "invitations and acceptances per day", loc="left")
     figure.tight_layout()
     try:
         figure.savefig(path, format="png")

@@ -189,9 +189,16 @@ async def _left(
         windows_needed=plan.windows_needed,
         window_seconds=plan.window_seconds,
         renews_at=summary.renews_at,
-        # The config's own warnings are said once, by the command; the plan's matter
-        # only while something is left to send.
-        warnings=tuple(w for w in plan.warnings if w not in settings.warnings)
-        if plan.to_send
-        else (),
+        warnings=_left_warnings(settings, plan.warnings) if plan.to_send else (),
     )
+
+
+def _left_warnings(settings: Settings, said: tuple[str, ...]) -> tuple[str, ...]:
+    """The plan's warnings, but the config's own (the command says those once)."""
+    warnings = [w for w in said if w not in settings.warnings]
+    no_senders = "the config names no senders: what is left is planned without any " + (
+        "(the report asks no API; list them under senders: in the config)"
+    )
+    if not settings.senders and not any("no sender to plan with" in w for w in warnings):
+        warnings.append(no_senders)
+    return tuple(warnings)

@@ -257,13 +257,13 @@ def _left_text(left: Left, now: float) -> str:
         )
         parts.append(f"{left.now} can go now{took}")
     if left.later:
-        if left.windows_needed:
+        if not left.windows_needed:
+            parts.append(f"{left.later} later: no usable sender can send them")
+        else:
             parts.append(
                 f"{left.later} later: about {left.windows_needed} capacity windows of "
                 f"{duration(left.window_seconds)} at current limits"
             )
-        else:
-            parts.append(f"{left.later} later: no usable sender can send them")
-        if left.renews_at:
-            parts.append(f"capacity renews from {local_time(left.renews_at, now)}")
+            if left.renews_at:
+                parts.append(f"capacity renews from {local_time(left.renews_at, now)}")
     return f"{where}: " + "; ".join(parts)
