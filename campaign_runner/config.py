@@ -19,6 +19,8 @@ from campaign_runner.errors import ConfigError
 from campaign_runner.hours import WorkingHours, parse_days, parse_hours, parse_zone
 
 API_KEY_ENV = "SENDPILOT_API_KEY"
+# The webhook signing secret(s): several, separated by commas or spaces, during a rotation.
+WEBHOOK_SECRET_ENV = "SENDPILOT_WEBHOOK_SECRET"
 CONFIG_ENV = "CAMPAIGN_RUNNER_CONFIG"
 DATABASE_ENV = "CAMPAIGN_RUNNER_DATABASE"
 DEFAULT_CONFIG_NAME = "campaign-runner.yaml"
@@ -113,6 +115,13 @@ class WorkspaceSettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    # The secrets a webhook signature may be made with (from the environment only, never
+    # from a file that could be shared): the old and the new one while SendPilot rotates.
+    secrets: tuple[Secret, ...] = ()
+
+
+@dataclass(frozen=True)
 class CampaignSettings:
     # Do-not-contact lists (CSV or XLSX: profile URLs and/or a `company` column).
     exclude: tuple[Path, ...] = ()
@@ -129,6 +138,7 @@ class Settings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     workspace: WorkspaceSettings = field(default_factory=WorkspaceSettings)
     campaign: CampaignSettings = field(default_factory=CampaignSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     source: Path | None = None
     warnings: tuple[str, ...] = ()
 
@@ -265,9 +275,17 @@ def load_settings(path: Path | None, environ: Mapping[str, str] = os.environ) ->
             exclude=_paths(reader, campaign_raw, "campaign.exclude", path),
             note_template=_note_template(reader, campaign_raw),
         ),
+        webhooks=WebhookSettings(secrets=webhook_secrets(environ.get(WEBHOOK_SECRET_ENV, ""))),
         source=path,
         warnings=tuple(warnings),
     )
+
+
+def webhook_secrets(text: str) -> tuple[Secret, ...]:
+    """The secrets in ``text``, separated by commas or white space (none contain either:
+    SendPilot's are hex or ``whsec_`` and base64), each once, in order."""
+    parts = text.replace(",", " ").split()
+    return tuple(Secret(part) for part in dict.fromkeys(parts))
 
 
 def _paths(reader: _Reader, raw: dict[str, Any], key: str, config: Path | None) -> tuple[Path, ...]:

@@ -10,6 +10,7 @@ from campaign_runner.config import (
     API_KEY_ENV,
     CONFIG_ENV,
     DEFAULT_BASE_URL,
+    WEBHOOK_SECRET_ENV,
     Secret,
     Settings,
     find_config,
@@ -315,3 +316,25 @@ def test_bad_working_hours_say_where(tmp_path: Path, pacing: str, message: str) 
     path.write_text(f"pacing: {pacing}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         load_settings(path, environ={})
+
+
+@pytest.mark.parametrize(
+    ("value", "secrets"),
+    [
+        ("", ()),
+        ("whsec_abc", ("whsec_abc",)),
+        ("whsec_old,whsec_new", ("whsec_old", "whsec_new")),
+        (" whsec_old , whsec_new\nplain,,whsec_old ", ("whsec_old", "whsec_new", "plain")),
+    ],
+)
+def test_webhook_secrets_come_from_the_environment_several_at_once(
+    value: str, secrets: tuple[str, ...]
+) -> None:
+    settings = load_settings(None, environ={WEBHOOK_SECRET_ENV: value})
+    assert tuple(s.reveal() for s in settings.webhooks.secrets) == secrets
+    assert "whsec" not in repr(settings)
+
+
+def test_webhook_secrets_are_not_read_from_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="webhooks: unknown key"):
+        load_settings(config(tmp_path, "webhooks:\n  secret: whsec_abc\n"), environ={})

@@ -29,6 +29,14 @@ from campaign_runner.config import load_settings
         (["--fault", "explode"], "unknown fault kind 'explode'"),
         (["--fault", "hang:nth=0"], "nth counts from 1"),
         (["--webhook-url", "http://127.0.0.1:9/hook"], "webhook_secret"),
+        (
+            [
+                *("--webhook-url", "http://127.0.0.1:9/hook", "--webhook-secret", "plain"),
+                *("--webhook-signing", "standard"),
+            ],
+            "needs a whsec_<base64> webhook_secret",
+        ),
+        (["--webhook-signing", "svix"], "--webhook-signing"),
         (["--accept-share", "2"], "--accept-share"),
         (["--window-seconds", "0"], "--window-seconds"),
     ],

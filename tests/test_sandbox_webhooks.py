@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,9 +19,12 @@ from helpers import until
 
 from campaign_runner.sandbox import (
     SIGNATURE_HEADER,
+    SandboxConfig,
     SandboxSender,
     SandboxServer,
+    shown_profile_url,
     sign,
+    sign_standard,
     verify_signature,
 )
 from campaign_runner.sandbox.state import iso_timestamp
@@ -28,6 +32,7 @@ from campaign_runner.sandbox.state import iso_timestamp
 SECRET = "whsec_test"
 SENDERS = (SandboxSender("s_premium", capacity=10), SandboxSender("s_free", premium=False))
 EVENT_FIELDS = ["eventId", "eventType", "timestamp", "workspaceId", "data"]
+ACCEPTED = "connection_request.accepted"
 SENT_DATA = ["leadId", "campaignId", "linkedinUrl", "senderId", "note"]
 ACCEPTED_DATA = ["leadId", "campaignId", "linkedinUrl", "senderId", "acceptedAt"]
 
@@ -37,6 +42,7 @@ class Receiver:
     url: str
     status: int = 200
     deliveries: list[tuple[str, bytes]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
 
     def events(self) -> list[dict[str, Any]]:
         return [json.loads(body) for _, body in self.deliveries]
@@ -51,6 +57,7 @@ async def receiver(aiohttp_server: AiohttpServer) -> Receiver:
 
     async def hook(request: web.Request) -> web.Response:
         box.deliveries.append((request.headers.get(SIGNATURE_HEADER, ""), await request.read()))
+        box.headers.append({name.lower(): value for name, value in request.headers.items()})
         return web.Response(status=box.status)
 
     app = web.Application()
@@ -262,3 +269,127 @@ def test_sign_is_hmac_sha256_of_timestamp_dot_body() -> None:
 
     expected = hmac.new(b"k", b"1700000000." + BODY, hashlib.sha256).hexdigest()
     assert sign("k", 1700000000, BODY) == f"t=1700000000,s={expected}"
+
+
+STANDARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def test_sign_standard_gives_the_published_example() -> None:
+    # Svix's "verifying payloads manually" example, byte for byte.
+    signature = sign_standard(
+        STANDARD_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}'
+    )
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+async def test_standard_webhooks_signing_sends_the_three_headers(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession, receiver: Receiver, fake_clock: FakeClock
+) -> None:
+    server = await sandbox(
+        senders=SENDERS,
+        clock=fake_clock,
+        webhook_url=receiver.url,
+        webhook_secret=STANDARD_SECRET,
+        webhook_signing="standard",
+        accept_share=1.0,
+        accept_delay_seconds=0.0,
+    )
+    await send(http, server, "ann", "s_premium", "Hi")
+    await server.drain_webhooks()
+    assert len(receiver.deliveries) == 2
+    ids = set()
+    for headers, (_, raw) in zip(receiver.headers, receiver.deliveries, strict=True):
+        assert headers["webhook-timestamp"] == str(int(fake_clock.now))
+        assert headers["webhook-id"].startswith("msg_")
+        expected = sign_standard(STANDARD_SECRET, headers["webhook-id"], int(fake_clock.now), raw)
+        assert headers["webhook-signature"] == expected
+        ids.add(headers["webhook-id"])
+    assert len(ids) == 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({"webhook_signing": "standard", "webhook_secret": "plain"}, "whsec_<base64>"),
+        ({"webhook_signing": "standard", "webhook_secret": "whsec_%%%"}, "whsec_<base64>"),
+        ({"webhook_signing": "svix"}, "webhook_signing must be one of sendpilot, standard"),
+        ({"webhook_profile_urls": "odd"}, "webhook_profile_urls must be one of as_sent, varied"),
+    ],
+)
+def test_webhook_signing_and_profile_forms_are_checked(
+    overrides: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        SandboxConfig(**overrides)  # type: ignore[arg-type]
+
+
+def test_shown_profile_urls_are_the_same_profile_written_otherwise() -> None:
+    url = "https://www.linkedin.com/in/jane-doe"
+    shown = [shown_profile_url(url, n) for n in range(5)]
+    assert shown == [
+        "http://www.linkedin.com/in/Jane-doe/?utm_source=share&utm_medium=member_desktop",
+        "https://linkedin.com/in/jane-doe/",
+        "https://uk.linkedin.com/in/JANE-DOE?originalSubdomain=uk",
+        "www.linkedin.com/in/jane-doe",
+        "http://www.linkedin.com/in/Jane-doe/?utm_source=share&utm_medium=member_desktop",
+    ]
+    assert shown_profile_url("not a profile", 1) == "not a profile"
+
+
+async def test_varied_profile_urls_show_each_invitation_in_another_form(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    server = await sandbox(
+        senders=SENDERS,
+        webhook_url=receiver.url,
+        webhook_secret=SECRET,
+        webhook_profile_urls="varied",
+        accept_share=1.0,
+        accept_delay_seconds=0.0,
+    )
+    for n in range(4):
+        await send(http, server, f"person-{n}", "s_premium", "Hi")
+    await server.drain_webhooks()
+    shown = {(e["eventType"], e["data"]["linkedinUrl"]) for e in receiver.events()}
+    # Both events of an invitation write it alike; each invitation in the next form.
+    expected = {shown_profile_url(f"https://www.linkedin.com/in/person-{n}", n) for n in range(4)}
+    assert shown == {(t, u) for t in ("connection_request.sent", ACCEPTED) for u in expected}
+    # None of them is the form the invitation was sent in.
+    assert not expected & {i.linkedin_url for i in server.state.invitations}
+
+
+async def test_event_ids_differ_between_stand_ins_of_one_seed(
+    sandbox: SandboxFactory, http: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    # A receiver keeps each id once, and a rehearsal repeated must not look like a replay.
+    for _ in range(2):
+        server = await sandbox(senders=SENDERS, webhook_url=receiver.url, webhook_secret=SECRET)
+        await send(http, server, "ann", "s_premium", "Hi")
+        await server.drain_webhooks()
+    ids = [e["eventId"] for e in receiver.events()]
+    assert len(ids) == 2 and len(set(ids)) == 2
+
+
+@pytest.mark.parametrize("signing", ["sendpilot", "standard"])
+async def test_redeliveries_repeat_the_event_signed_anew(
+    sandbox: SandboxFactory,
+    http: aiohttp.ClientSession,
+    receiver: Receiver,
+    fake_clock: FakeClock,
+    signing: str,
+) -> None:
+    server = await sandbox(
+        senders=SENDERS,
+        clock=fake_clock,
+        webhook_url=receiver.url,
+        webhook_secret=STANDARD_SECRET,
+        webhook_signing=signing,
+        webhook_redeliveries=2,
+    )
+    await send(http, server, "ann", "s_premium", "Hi")
+    await server.drain_webhooks()
+    assert len(receiver.deliveries) == 3
+    assert len({raw for _, raw in receiver.deliveries}) == 1  # the same event, byte for byte
+    if signing == "standard":
+        assert len({h["webhook-id"] for h in receiver.headers}) == 1
+    assert server.state.counters[("webhook", "delivered")] == 3

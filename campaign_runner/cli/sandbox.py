@@ -83,6 +83,28 @@ def _is_loopback(host: str) -> bool:
 @click.option("--webhook-url", help="POST signed connection events here.")
 @click.option("--webhook-secret", help="Secret that signs webhooks (needed with --webhook-url).")
 @click.option(
+    "--webhook-signing",
+    type=click.Choice(["sendpilot", "standard"]),
+    default="sendpilot",
+    show_default=True,
+    help="Sign as SendPilot documents it (Webhook-Signature: t=...,s=...) or as Standard "
+    "Webhooks (webhook-id, -timestamp, -signature; needs a whsec_ secret).",
+)
+@click.option(
+    "--webhook-profile-urls",
+    type=click.Choice(["as_sent", "varied"]),
+    default="as_sent",
+    show_default=True,
+    help="Write profiles in events as sent, or in varied pasted forms.",
+)
+@click.option(
+    "--webhook-redeliveries",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Deliver each event this many times more, as SendPilot does when an answer is lost.",
+)
+@click.option(
     "--accept-share",
     type=click.FloatRange(0, 1),
     default=0.0,
@@ -110,6 +132,9 @@ def sandbox(
     seed: int,
     webhook_url: str | None,
     webhook_secret: str | None,
+    webhook_signing: str,
+    webhook_profile_urls: str,
+    webhook_redeliveries: int,
     accept_share: float,
     accept_delay: float,
 ) -> None:
@@ -178,6 +203,9 @@ def sandbox(
             seed=seed,
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
+            webhook_signing=webhook_signing,
+            webhook_profile_urls=webhook_profile_urls,
+            webhook_redeliveries=webhook_redeliveries,
             accept_share=accept_share,
             accept_delay_seconds=accept_delay,
             announce=True,
@@ -240,5 +268,8 @@ def _print_sandbox_banner(
     for spec in fault_specs:
         click.echo(f"fault: {spec}")
     if config.webhook_url:
-        click.echo(f"webhooks: {config.webhook_url} (accepting {config.accept_share:.0%})")
+        click.echo(
+            f"webhooks: {config.webhook_url} (accepting {config.accept_share:.0%}, "
+            f"signed the {config.webhook_signing} way)"
+        )
     click.echo("press Ctrl-C to stop")

@@ -27,17 +27,26 @@ def open_workspace(
 ) -> tuple[Settings, str, Ledger | None]:
     """The settings, and where the workspace's ledger is and the ledger itself (None for
     ``read_only`` when it does not exist yet)."""
+    with user_errors():
+        settings = load_settings(find_config(config_path))
+    return (settings, *settings_ledger(settings, sandbox, read_only=read_only))
+
+
+def settings_ledger(
+    settings: Settings, sandbox: bool, *, read_only: bool
+) -> tuple[str, Ledger | None]:
+    """Where the workspace's ledger of ``settings`` is, and the ledger itself (None for
+    ``read_only`` when it does not exist yet)."""
     from campaign_runner.workspace import ledger_location, open_ledger
 
     with user_errors():
-        settings = load_settings(find_config(config_path))
         location = ledger_location(settings, rehearsal=sandbox)
         if location is None:
             raise UserError(
                 "which workspace? it is chosen by the API key: set SENDPILOT_API_KEY, or "
                 "workspace.database in the config"
             )
-        return settings, location, open_ledger(location, read_only=read_only)
+        return location, open_ledger(location, read_only=read_only)
 
 
 @cli.group(invoke_without_command=True)

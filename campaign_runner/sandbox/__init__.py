@@ -37,7 +37,13 @@ from campaign_runner.sandbox.state import (
     SandboxState,
     senders_from_spec,
 )
-from campaign_runner.sandbox.webhooks import SIGNATURE_HEADER, sign, verify_signature
+from campaign_runner.sandbox.webhooks import (
+    SIGNATURE_HEADER,
+    shown_profile_url,
+    sign,
+    sign_standard,
+    verify_signature,
+)
 
 __all__ = [
     "DEMO_SENDERS",
@@ -55,6 +61,8 @@ __all__ = [
     "create_app",
     "parse_fault_spec",
     "senders_from_spec",
+    "shown_profile_url",
     "sign",
+    "sign_standard",
     "verify_signature",
 ]

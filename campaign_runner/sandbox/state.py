@@ -8,6 +8,8 @@ so the HTTP layer (:mod:`campaign_runner.sandbox.app`) stays a thin translation.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import random
 import time
 from collections import Counter
@@ -19,6 +21,12 @@ from campaign_runner.sandbox.faults import FaultRule
 from campaign_runner.sandbox.profiles import profile_key
 
 SENDER_STATUSES = ("active", "disconnected", "rate_limited")
+# How the stand-in signs webhooks: SendPilot's documented Webhook-Signature, or Standard
+# Webhooks (Svix: webhook-id, webhook-timestamp, webhook-signature, with a whsec_ secret).
+WEBHOOK_SIGNINGS = ("sendpilot", "standard")
+# How events write the profile: as the client sent it, or in the varied forms LinkedIn
+# and exports show (case, scheme, subdomain, trailing slash, query), seeded.
+WEBHOOK_PROFILE_URLS = ("as_sent", "varied")
 NOTE_MAX_CHARS = 300
 # The message and like quotas are reported for shape only: the sandbox never spends them.
 MESSAGE_LIMIT = 100
@@ -78,6 +86,9 @@ class SandboxConfig:
     accept_delay_seconds: float = 60.0
     workspace_id: str = "ws_sandbox"
     webhook_timeout_seconds: float = 5.0
+    webhook_signing: str = "sendpilot"  # one of WEBHOOK_SIGNINGS
+    webhook_profile_urls: str = "as_sent"  # one of WEBHOOK_PROFILE_URLS
+    webhook_redeliveries: int = 0  # each event delivered this many times more
     # Mark every answer as the stand-in's (app.STAND_IN_HEADER), so that a client pointed
     # at it by api.base_url alone records its invitations as rehearsals. Off where the
     # stand-in plays the real service (the tests); on for `campaign-runner sandbox`.
@@ -97,9 +108,30 @@ class SandboxConfig:
             raise ValueError("accept_delay_seconds must not be negative")
         if self.webhook_url is not None and not self.webhook_secret:
             raise ValueError("webhook_url needs a webhook_secret to sign deliveries")
+        if self.webhook_redeliveries < 0:
+            raise ValueError("webhook_redeliveries must not be negative")
+        if self.webhook_signing not in WEBHOOK_SIGNINGS:
+            raise ValueError(f"webhook_signing must be one of {', '.join(WEBHOOK_SIGNINGS)}")
+        if self.webhook_profile_urls not in WEBHOOK_PROFILE_URLS:
+            raise ValueError(
+                f"webhook_profile_urls must be one of {', '.join(WEBHOOK_PROFILE_URLS)}"
+            )
+        standard = self.webhook_signing == "standard"
+        if standard and self.webhook_secret and not _standard_secret(self.webhook_secret):
+            raise ValueError("Standard Webhooks signing needs a whsec_<base64> webhook_secret")
 
     def sender(self, sender_id: str) -> SandboxSender | None:
         return next((s for s in self.senders if s.id == sender_id), None)
+
+
+def _standard_secret(secret: str) -> bool:
+    """Whether ``secret`` is ``whsec_`` and base64, as Standard Webhooks secrets are."""
+    if not secret.startswith("whsec_"):
+        return False
+    try:
+        return bool(base64.b64decode(secret.removeprefix("whsec_"), validate=True))
+    except (binascii.Error, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
