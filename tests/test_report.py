@@ -7,10 +7,13 @@ stand-in itself recorded, and its figures are counted from the stand-in's own re
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import csv
 import json
 import os
 import re
+import signal
 import statistics
 import struct
 import subprocess
@@ -548,3 +551,80 @@ def test_the_chart_without_matplotlib_is_one_line_and_exit_2(tmp_path: Path) -> 
     assert errors == ["Error: --chart needs matplotlib: pip install 'campaign-runner[chart]'"]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "c.png").exists()
+
+
+# -- end to end: the stand-in's webhooks -> `campaign-runner webhooks` -> `report` --------
+
+SECRET = "whsec_" + base64.b64encode(b"the report's end-to-end secret").decode()
+
+
+@contextlib.contextmanager
+def receiver(tmp_path: Path) -> Iterator[str]:
+    """A real `campaign-runner webhooks` process for KEY's workspace: yields its URL, and
+    stops it (SIGTERM) when done."""
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "SENDPILOT_API_KEY": KEY,
+        "SENDPILOT_WEBHOOK_SECRET": SECRET,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "campaign_runner", "webhooks", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        assert process.stdout is not None
+        banner = ""
+        while "press Ctrl-C to stop" not in banner:
+            line = process.stdout.readline()
+            assert line, (
+                f"webhooks exited early: {banner}{process.stderr and process.stderr.read()}"
+            )
+            banner += line
+        yield banner.split("receiving SendPilot webhooks at ")[1].split()[0]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+
+
+@pytest.mark.slow
+def test_end_to_end_the_stand_ins_webhooks_through_the_receiver_into_the_report(
+    stand_in: Any, tmp_path: Path
+) -> None:
+    with receiver(tmp_path) as hook:
+        threaded = stand_in(
+            accept_share=0.5,
+            accept_delay_seconds=0.0,
+            seed=3,
+            webhook_url=hook,
+            webhook_secret=SECRET,
+            webhook_signing="standard",
+            webhook_profile_urls="varied",  # the events write profiles in other forms
+        )
+        input_path = write_prospects(tmp_path / "leads.csv", [url(n) for n in range(10)])
+        results = tmp_path / "leads.results.csv"
+        run(input_path, config_for(tmp_path, threaded.server), results)
+        threaded.drain_webhooks()
+        state = threaded.server.state
+        # Every event was answered 2xx: each was durable in the ledger before its answer.
+        assert state.counters[("webhook", "delivered")] == 10 + len(state.accepted)
+
+    payload = report_json([str(results)])
+
+    by_request = {i.request_id: i for i in state.invitations}
+    accepted_by = Counter(by_request[rid].sender_id for rid in state.accepted)
+    sent_by = Counter(i.sender_id for i in state.invitations)
+    assert 0 < len(state.accepted) < 10
+    assert payload["by_status"] == {"sent": 10}
+    assert (payload["sent"], payload["accepted"]) == (10, len(state.accepted))
+    assert payload["acceptance_rate"] == len(state.accepted) / 10
+    assert {s: v["accepted"] for s, v in payload["by_sender"].items()} == {
+        s: accepted_by[s] for s in sent_by
+    }
+    assert sum(d["acceptances"] for d in payload["per_day"]) == len(state.accepted)
+    assert payload["workspace"] == workspace_ledger()
