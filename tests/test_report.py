@@ -311,6 +311,44 @@ def test_report_json_counts_a_real_run_with_the_stand_ins_acceptances(
     assert payload["workspace"] == workspace_ledger()
 
 
+def test_by_note_puts_the_rows_a_template_wrote_under_the_template(
+    stand_in: Any, tmp_path: Path
+) -> None:
+    threaded = stand_in(accept_share=1.0, accept_delay_seconds=0.0)
+    template = "Hi {first_name}, glad to connect"
+    rows = [(url(n), "Own words" if n < 3 else "", f"P{n}") for n in range(8)]
+    input_path = write_prospects(
+        tmp_path / "leads.csv", rows, ("linkedin_url", "note", "first_name")
+    )
+    results = tmp_path / "leads.results.csv"
+    config = config_for(tmp_path, threaded.server)
+    run(input_path, config, results, "--note-template", template)
+    record_acceptances(threaded)
+
+    payload = report_json(
+        [
+            str(results),
+            "--input",
+            str(input_path),
+            "--note-template",
+            template,
+            "--config",
+            str(config),
+        ]
+    )
+
+    # The stand-in's record: what each invitation said, grouped as the report groups it.
+    def group(note: str | None) -> tuple[str, bool]:
+        if not note:
+            return ("", False)  # b is free: nothing was said
+        return ("Own words", False) if note == "Own words" else (template, True)
+
+    expected = Counter(group(i.note) for i in threaded.server.state.invitations)
+    assert len(expected) == 3
+    got = {(n["note"], n["template"]): (n["sent"], n["accepted"]) for n in payload["by_note"]}
+    assert got == {key: (count, count) for key, count in expected.items()}
+
+
 def test_report_text_says_the_figures(stand_in: Any, tmp_path: Path) -> None:
     threaded = stand_in(accept_share=1.0, accept_delay_seconds=0.0)
     input_path = write_prospects(tmp_path / "leads.csv", [(url(n), "") for n in range(4)])
