@@ -57,6 +57,7 @@ from campaign_runner.planning import (
     API_SANDBOX,
     API_SENDPILOT,
     NOTE_DELIVERED,
+    NOTE_DROPPED,
     Plan,
     Planned,
 )
@@ -486,7 +487,7 @@ class Engine:
         premium = self._premium.get(sender_id)
         if premium is None:
             return "if premium"
-        return "yes" if premium else "no (free sender)"
+        return "yes" if premium else NOTE_DROPPED
 
 
 @dataclass

@@ -10,6 +10,7 @@ The tree::
     │   ├── JournalLockedError    another run holds the results file's lock
     │   └── JournalDisplacedError the results file was replaced or deleted mid-run
     ├── LedgerError               the workspace ledger cannot be opened or written (exit 2)
+    ├── ExportError               a report's export or chart cannot be written (exit 2)
     └── ApiError                  the SendPilot API refused the whole run
         └── AuthError             401/403: bad key or missing scope (exit 2)
 
@@ -73,6 +74,11 @@ class JournalDisplacedError(JournalError):
 
 class LedgerError(CampaignError):
     """The workspace ledger cannot be opened, read or written."""
+
+
+class ExportError(CampaignError):
+    """A report's export or chart cannot be written (a format not known, a missing
+    library, a folder that cannot be written)."""
 
 
 class ApiError(CampaignError):

@@ -45,6 +45,8 @@ from campaign_runner.validation import STATUS_VALID, Verdicts
 from campaign_runner.work import WorkItem, WorkRows
 
 NOTE_DELIVERED = "note_delivered"
+# Its value for a note a free sender did not deliver (the invitation went without it).
+NOTE_DROPPED = "no (free sender)"
 API_COLUMN = "api"
 EXTRA_COLUMNS = (NOTE_DELIVERED, API_COLUMN)
 API_SANDBOX = "sandbox"

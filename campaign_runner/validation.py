@@ -322,17 +322,26 @@ def check_with_settings(
     sheet: str | int | None = None,
     exclude: Sequence[Path] = (),
 ) -> Verdicts:
-    """:func:`check_file` as ``validate`` and ``run`` call it: the config's do-not-contact
-    lists with ``exclude`` added, and its note template unless ``note_template`` is given."""
-    exclusions = load_exclusions([*settings.campaign.exclude, *exclude])
+    """:func:`check_file` as ``validate`` and ``run`` call it, with :func:`settings_rules`."""
+    exclusions, template = settings_rules(settings, note_template, exclude)
     return check_file(
         path,
         url_column=url_column,
         note_column=note_column,
         exclusions=exclusions,
-        note_template=note_template or settings.campaign.note_template,
+        note_template=template,
         sheet=sheet,
     )
+
+
+def settings_rules(
+    settings: Settings, note_template: str | None = None, exclude: Sequence[Path] = ()
+) -> tuple[Exclusions, str | None]:
+    """The do-not-contact lists and the note template a check of the input uses: the
+    config's lists with ``exclude`` added, and its template unless ``note_template`` is
+    given."""
+    exclusions = load_exclusions([*settings.campaign.exclude, *exclude])
+    return exclusions, note_template or settings.campaign.note_template
 
 
 def _narrowed(prospects: Prospects, template: BoundTemplate) -> Prospects:

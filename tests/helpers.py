@@ -192,6 +192,11 @@ class ThreadedSandbox:
         asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(timeout=10)
         return self.server
 
+    def drain_webhooks(self) -> None:
+        """Wait until every scheduled webhook delivery and acceptance has happened."""
+        future = asyncio.run_coroutine_threadsafe(self.server.drain_webhooks(), self._loop)
+        future.result(timeout=10)
+
     def __exit__(self, *exc_info: object) -> None:
         try:
             asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(timeout=10)

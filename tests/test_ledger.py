@@ -19,6 +19,7 @@ from campaign_runner.ledger import (
     Acceptance,
     ClaimRequest,
     ImportLine,
+    Invitation,
     Ledger,
     SenderLimits,
     Settle,
@@ -306,6 +307,34 @@ def test_usage_counts_each_sender_and_campaign_in_the_day_and_week(
     assert (s1.day_by_campaign, s1.week_by_campaign) == ({a: 1}, {a: 2})
     assert (s2.day, s2.week, s2.last_at, s2.oldest_in_day) == (1, 2, now - 7200, now - 7200)
     assert (s2.day_by_campaign, s2.week_by_campaign) == ({a: 1}, {a: 1, b: 1})
+
+
+def test_invitations_are_each_persons_live_attempt_else_the_newest(
+    open_ledger: OpenLedger,
+) -> None:
+    ledger = open_ledger()
+    a, b = ledger.campaign("a", "/a.csv", T0).id, ledger.campaign("b", "/b.csv", T0).id
+    sent, failed, released = claim(ledger, a, 1), claim(ledger, a, 2), claim(ledger, a, 3)
+    assert sent.claim_id and failed.claim_id and released.claim_id
+    ledger.settle(
+        [
+            Settle(sent.claim_id, "sent", request_id="conn_1"),
+            Settle(failed.claim_id, "failed", error="400"),
+            Settle(released.claim_id, "sent", request_id="conn_3"),
+        ],
+        T0 + 1,
+    )
+    ledger.release([url(3)], T0 + 2)
+    # Campaign b's old results say person 1 failed (brought in after a's invitation, and
+    # newer): the live invitation still stands for the person.
+    ledger.import_lines(b, [ImportLine(url(1), "s2", "failed", T0 + 3)])
+    again = claim(ledger, b, 2, sender="s2", now=T0 + 4)  # person 2 tried again, still pending
+    assert again.verdict is Verdict.CLAIMED
+    assert ledger.invitations() == [
+        Invitation(url(1), "s1", "sent", "conn_1", T0),
+        Invitation(url(3), "s1", "released", "conn_3", T0),
+        Invitation(url(2), "s2", "pending", "", T0 + 4),
+    ]
 
 
 def test_import_checks_each_line_against_the_lines_before_it(open_ledger: OpenLedger) -> None:

@@ -6,7 +6,7 @@ the plan and summary; :mod:`.terminal` confirmation, signals and progress. This 
 the only code that prints to the terminal or exits.
 """
 
-from campaign_runner.cli import run, sandbox, senders, validate, webhooks, workspace
+from campaign_runner.cli import report, run, sandbox, senders, validate, webhooks, workspace
 from campaign_runner.cli.app import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -23,6 +23,7 @@ __all__ = [
     "EXIT_STOPPED",
     "EXIT_UNUSABLE",
     "cli",
+    "report",
     "run",
     "sandbox",
     "senders",

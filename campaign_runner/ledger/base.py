@@ -118,6 +118,17 @@ class CampaignInfo:
 
 
 @dataclass(frozen=True)
+class Invitation:
+    """One person's attempt as a report reads it: the live one, else the newest."""
+
+    url: str  # canonical profile URL
+    sender_id: str
+    status: str  # one of LIVE, OUTCOMES or RELEASED
+    request_id: str
+    at: float  # when it was claimed (just before the request left), epoch seconds
+
+
+@dataclass(frozen=True)
 class ImportLine:
     """One outcome read from a results file written before the ledger existed."""
 
@@ -219,6 +230,11 @@ class Ledger(ABC):
     @abstractmethod
     def campaigns(self) -> list[CampaignInfo]:
         """Every campaign of the workspace, oldest first."""
+
+    @abstractmethod
+    def invitations(self) -> list[Invitation]:
+        """Every person the workspace ever tried, once: the live attempt that holds them,
+        else their newest attempt; oldest first."""
 
     @abstractmethod
     def totals(self) -> dict[str, int]:

@@ -28,6 +28,7 @@ from campaign_runner.ledger.base import (
     ClaimRequest,
     Holder,
     ImportLine,
+    Invitation,
     Ledger,
     SenderLimits,
     SenderUsage,
@@ -178,6 +179,18 @@ class SqlLedger(Ledger):
         with self._tx() as q:
             rows = q.all("SELECT id, name, results_path, created_at FROM campaigns ORDER BY id")
         return [CampaignInfo(int(r[0]), str(r[1]), str(r[2]), float(r[3])) for r in rows]
+
+    def invitations(self) -> list[Invitation]:
+        with self._tx() as q:
+            # The live attempt first: an older campaign's failed line brought in after
+            # another campaign's invitation must not hide that the person was invited.
+            rows = q.all(
+                f"SELECT url, sender_id, status, request_id, at FROM ("
+                f"SELECT url, sender_id, status, request_id, at, id, ROW_NUMBER() OVER ("
+                f"PARTITION BY url ORDER BY CASE WHEN status IN {_LIVE} THEN 0 ELSE 1 END, "
+                f"id DESC) AS n FROM attempts) AS a WHERE n = 1 ORDER BY at, id"
+            )
+        return [Invitation(str(u), str(s), str(st), str(r), float(at)) for u, s, st, r, at in rows]
 
     # -- claims and outcomes
 
