@@ -15,17 +15,17 @@ Environment:
     Optional: at this wall time, virtual time stops for good. The process goes on
     answering sockets and signals in real time (a never-released
     :func:`~campaign_runner.clock.hold_time`), and ``frozen at <epoch>`` is written to
-    stderr once the stand-in's record is saved: the moment for a test to signal or kill it.
+    stderr: the moment for a test to signal or kill it.
 ``STAND_IN``
     The stand-in's settings as JSON: ``{"api_key": ..., "senders": [[id, capacity], ...],
-    "window_seconds": ...}``.
+    "window_seconds": ..., "faults": [<fault specs, as --fault takes them>], "seed": ...}``.
 ``STAND_IN_CONFIG``
     The YAML config the CLI is given: its ``api.base_url`` is set to the stand-in's, whose
     port is only known once it listens.
 ``STAND_IN_RECORD``
-    A file that every invitation the stand-in created is appended to, one JSON object a
-    line (``sender_id``, ``linkedin_url``, ``created_at``), when time freezes and at exit:
-    what a test counts from, across a ``kill -9`` and a restart.
+    The stand-in's record (``SandboxConfig.record_path``): every invitation it created, one
+    JSON object a line, on disk before its answer leaves, and read back when it starts
+    again. What a test counts from, across a ``kill -9`` and a restart.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import yaml
 
 from campaign_runner.cli import cli
 from campaign_runner.clock import TimeHold, VirtualClock, VirtualTimeLoop, hold_time
-from campaign_runner.sandbox import SandboxConfig, SandboxSender, SandboxServer
+from campaign_runner.sandbox import SandboxConfig, SandboxSender, SandboxServer, parse_fault_spec
 
 
 def main(argv: list[str]) -> None:
@@ -54,7 +54,10 @@ def main(argv: list[str]) -> None:
             api_key=spec["api_key"],
             senders=tuple(SandboxSender(i, capacity=c) for i, c in spec["senders"]),
             window_seconds=spec.get("window_seconds", 86_400.0),
+            faults=tuple(parse_fault_spec(f) for f in spec.get("faults", ())),
+            seed=spec.get("seed", 0),
             clock=VirtualClock(loop).now,
+            record_path=os.environ["STAND_IN_RECORD"],
         )
     )
     loop.run_until_complete(server.start())
@@ -62,12 +65,10 @@ def main(argv: list[str]) -> None:
     settings = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
     settings.setdefault("api", {})["base_url"] = server.base_url
     config.write_text(yaml.safe_dump(settings), encoding="utf-8")
-    record = Record(Path(os.environ["STAND_IN_RECORD"]), server)
     holds: list[TimeHold] = []
 
     def freeze() -> None:
         holds.append(hold_time(loop))
-        record.save()
         print(f"frozen at {loop.epoch + loop.time():.3f}", file=sys.stderr, flush=True)
 
     if os.environ.get("VIRTUAL_FREEZE_AT"):
@@ -82,28 +83,8 @@ def main(argv: list[str]) -> None:
     finally:
         for hold in holds:
             hold.release()  # time moves again, for the stand-in's own shutdown
-        record.save()
         loop.run_until_complete(server.stop())
         loop.close()
-
-
-class Record:
-    """The stand-in's invitations, appended to a file once each."""
-
-    def __init__(self, path: Path, server: SandboxServer) -> None:
-        self.path = path
-        self.server = server
-        self.saved = 0
-
-    def save(self) -> None:
-        new = self.server.state.invitations[self.saved :]
-        with self.path.open("a", encoding="utf-8") as f:
-            for i in new:
-                line = {"sender_id": i.sender_id, "linkedin_url": i.linkedin_url}
-                f.write(json.dumps({**line, "created_at": i.created_at}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        self.saved += len(new)
 
 
 if __name__ == "__main__":
