@@ -204,3 +204,17 @@ class ThreadedSandbox:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
             self._loop.close()
+
+
+async def frozen(process: asyncio.subprocess.Process, timeout: float = 30) -> str:
+    """A ``tests/virtual_cli.py`` process's stderr up to the moment its time froze
+    (``VIRTUAL_FREEZE_AT``): from then on it only answers sockets and signals."""
+    assert process.stderr is not None
+    text = ""
+    while "frozen at " not in text:
+        line = await asyncio.wait_for(process.stderr.readline(), timeout=timeout)
+        if not line:
+            out = await process.stdout.read() if process.stdout else b""
+            raise AssertionError(f"it ended before freezing:\n{out.decode()}\n{text[-3_000:]}")
+        text += line.decode()
+    return text

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from helpers import latest, url, write_prospects
+from helpers import frozen, latest, url, write_prospects
 
 from campaign_runner.sandbox.state import Invitation, read_record
 
@@ -111,17 +111,6 @@ async def start(
         )
 
 
-async def frozen(process: asyncio.subprocess.Process) -> None:
-    """Until its time froze (it goes on answering signals)."""
-    assert process.stderr is not None
-    text = ""
-    while "frozen at " not in text:
-        line = await asyncio.wait_for(process.stderr.readline(), timeout=120)
-        if not line:
-            raise AssertionError(f"it ended before freezing:\n{text[-3_000:]}")
-        text += line.decode()
-
-
 def invitations(tmp_path: Path) -> list[Invitation]:
     return read_record(str(tmp_path / "record.jsonl"))
 
@@ -130,7 +119,7 @@ async def test_weeks_of_waiting_with_a_kill_and_a_sigterm_on_the_way(tmp_path: P
     setup(tmp_path)
 
     first = await start(tmp_path, MONDAY, seed=1, freeze_at=KILLED_AT)
-    await frozen(first)
+    await frozen(first, timeout=120)
     first.kill()  # kill -9, mid-campaign, in the middle of a working day
     await first.wait()
     before_kill = len(invitations(tmp_path))
@@ -138,7 +127,7 @@ async def test_weeks_of_waiting_with_a_kill_and_a_sigterm_on_the_way(tmp_path: P
 
     # Started again ten minutes later: continues on schedule.
     second = await start(tmp_path, KILLED_AT + 600, seed=2, freeze_at=TERMED_AT)
-    await frozen(second)
+    await frozen(second, timeout=120)
     second.send_signal(signal.SIGTERM)
     _, err = await asyncio.wait_for(second.communicate(), 60)
     assert second.returncode == 130, err.decode()[-3_000:]

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from helpers import latest, prospects, url, write_config
+from helpers import frozen, latest, prospects, url, write_config
 
 pytestmark = [pytest.mark.slow]
 
@@ -64,19 +64,6 @@ async def start(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-
-
-async def frozen(process: asyncio.subprocess.Process) -> str:
-    """Its stderr up to the moment its time froze."""
-    assert process.stderr is not None
-    text = ""
-    while "frozen at " not in text:
-        line = await asyncio.wait_for(process.stderr.readline(), timeout=30)
-        if not line:
-            out = await process.stdout.read() if process.stdout else b""
-            raise AssertionError(f"it ended before freezing:\n{out.decode()}\n{text}")
-        text += line.decode()
-    return text
 
 
 async def finish(process: asyncio.subprocess.Process) -> tuple[str, str]:
