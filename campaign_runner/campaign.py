@@ -224,6 +224,7 @@ class Campaign:
             rng=rng or random.Random(),
             claims=claims,
             ledger=ledger,
+            end_at=_round_end(planned.plan, now) if options.wait else None,
         )
         return cls(settings, options, engine, session=session, clock=clock, rng=rng, kept=held)
 
@@ -334,8 +335,11 @@ class UntilDone:
             if self._stop.is_set():
                 return self._end(summary, interrupted=True)
             now = campaign.clock.now()
-            if sending and any(summary.this_run.values()) and not summary.api_stopped:
-                target = now  # it sent: plan again at once, there may be more to send now
+            if summary.reached_end_at or (
+                sending and any(summary.this_run.values()) and not summary.api_stopped
+            ):
+                # It sent, or a sender closed at its start can send now: plan again at once.
+                target = now
             elif sending:
                 # It could send but sent nothing, or the API stopped a sender that the next
                 # plan would send from again at once: say why not before trying again.
@@ -491,6 +495,20 @@ def _register(
     if not ledger.imported(info.id):
         bring_in(ledger, info.id, state, now)
     return info.id
+
+
+# A --wait round that ends to take in a sender lasts at least this long: each round plans
+# afresh (a million rows: seconds of CPU), and a sender may join a few minutes late.
+MIN_ROUND_SECONDS = 300.0
+
+
+def _round_end(plan: Plan, now: float) -> float | None:
+    """When a --wait round stops starting turns, so that a sender closed at its start
+    (working hours not yet open, capacity spent) is taken in once it can send, rather
+    than after every other sender's day."""
+    if plan.next_join_at is None or plan.now == 0:
+        return None
+    return max(plan.next_join_at, now + MIN_ROUND_SECONDS)
 
 
 def _limits(plan: Plan) -> dict[str, SenderLimits]:

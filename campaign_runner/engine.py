@@ -106,6 +106,9 @@ class Summary:
     # Senders the API stopped for the run (daily limit, disconnected): what the next
     # plan may not know yet, when the quotas route does not say.
     api_stopped: set[str] = field(default_factory=set)
+    # The run stopped starting turns at its `end_at` (a sender closed at planning time can
+    # send now): plan again at once.
+    reached_end_at: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -142,6 +145,7 @@ class Engine:
         rng: random.Random,
         claims: LedgerSession | None = None,
         ledger: Ledger | None = None,
+        end_at: float | None = None,
     ) -> None:
         self.settings = settings
         self._claims = claims  # the workspace's claims on people and sender slots
@@ -164,6 +168,9 @@ class Engine:
         self._abort: ApiError | None = None  # why the API refused the whole run
         self._halted = ""  # why the run stopped early on its own (not an interruption)
         self._premium = {s.sender_id: s.premium for s in self.plan.senders}
+        # Wall time at which no further turn starts (the run ends once its sends are
+        # recorded); None: the run ends when its work or capacity does.
+        self._end_at = end_at
 
     def request_stop(self) -> None:
         """Stop starting requests; those in flight finish and are recorded."""
@@ -596,10 +603,14 @@ class _Run:
         budget runs out. Sleeps until the first sender is due, or until a change (a send
         ended, a row came back, a turn put its sender back) may make something due."""
         clock = self.engine._clock
+        end_at = self.engine._end_at
         while not self.engine._stop.is_set() and self.started < self.budget:
             self._changed.clear()
             if self.done and not self.turns and not self.sends:
                 return  # every row is final: no sender waits out its next slot for nothing
+            if end_at is not None and clock.now() >= end_at:
+                self.summary.reached_end_at = True
+                return
             if not self._due:
                 if not (self.turns or self.sends):
                     return  # no sender can take what is left, and nothing will change that
@@ -611,6 +622,8 @@ class _Run:
                 heapq.heappop(self._due)
                 continue
             delay = due - clock.monotonic()
+            if end_at is not None:
+                delay = min(delay, end_at - clock.now())
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):

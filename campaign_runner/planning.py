@@ -152,6 +152,9 @@ class Plan:
     # reset, its working hours open). None: nothing to send, or no sender ever can.
     next_send_at: float | None = None
     next_send_why: str = ""  # why not before then ('' when it is now), or why never
+    # When the first sender that cannot send in this run (its hours closed, its capacity
+    # spent) can, while others send: where `run --wait` ends a round to take it in.
+    next_join_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -311,11 +314,14 @@ def plan_run(
         already_invited=len(held),
         preview=_preview(work, senders, spent.last_sent, now, choice.limit),
     )
-    next_at, next_why = _next_send(work, senders, state, workspace, api, settings, spent, now)
+    next_at, next_why, join_at = _next_send(
+        work, senders, state, workspace, api, settings, spent, now
+    )
     plan = replace(
         plan,
         next_send_at=next_at,
         next_send_why=next_why,
+        next_join_at=join_at,
         # Senders outside their working hours send in later windows all the same.
         windows_needed=_windows_needed(len(work), [_open_later(s) for s in senders], sendable),
     )
@@ -366,11 +372,12 @@ def _next_send(
     settings: Settings,
     spent: _Spent,
     now: float,
-) -> tuple[float | None, str]:
+) -> tuple[float | None, str, float | None]:
     """When the next invitation can leave, and why not before (see ``Plan.next_send_at``):
-    the earliest of the senders that have a row to send."""
+    the earliest of the senders that have a row to send; and the earliest of those that
+    cannot send in this run (``Plan.next_join_at``)."""
     if not len(work):
-        return None, ""
+        return None, "", None
     per_sender = work.pinned_counts()
     shared = per_sender.pop("", 0) > 0
     pinned = set(per_sender)
@@ -380,6 +387,7 @@ def _next_send(
     week = lines.oldest(now - WEEK_WINDOWS * window)
     usage = workspace.usage if workspace is not None else {}
     best: tuple[float, str] | None = None
+    join_at: float | None = None
     never: list[str] = []
     for s in senders:
         if not (shared or s.sender_id in pinned):
@@ -416,11 +424,12 @@ def _next_send(
                 never.append(f"sender {s.sender_id}: {why}")
                 continue
             moment = found
+            join_at = moment if join_at is None else min(join_at, moment)
         if best is None or moment < best[0]:
             best = (moment, f"sender {s.sender_id}: {why}" if why else "")
     if best is None:
-        return None, "; ".join(never) or "no sender to send with"
-    return best
+        return None, "; ".join(never) or "no sender to send with", None
+    return best[0], best[1], join_at
 
 
 def _epoch(quota: Quota | None) -> float | None:

@@ -449,3 +449,32 @@ def test_the_bar_says_when_the_next_invitation_leaves(utc: None) -> None:
     assert last.startswith("waiting:")
     assert " 1/5 " in last
     assert last.endswith("next invitation at Mon 2026-11-30 09:00 (UTC); 4 left]")
+
+
+async def test_a_sender_whose_hours_open_mid_round_joins_it_then(
+    sandbox: SandboxFactory, tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
+    # Monday 08:00 UTC: Berlin opens (09:00), New York not before 14:00 UTC. The Berlin
+    # sender sends until 16:00 UTC; the New York one starts at its own opening, not then.
+    monday = datetime(2023, 11, 13, 8, 0, tzinfo=UTC).timestamp()
+    virtual_clock.loop.epoch = monday - virtual_clock.loop.time()
+    start, end = parse_hours("09:00-17:00", "hours")
+    days = parse_days("mon-fri", "d")
+    berlin = WorkingHours(start, end, days, parse_zone("Europe/Berlin", "z"))
+    new_york = WorkingHours(start, end, days, parse_zone("America/New_York", "z"))
+    server = await sandbox(senders=roomy("eu", "us"), clock=virtual_clock.now, window_seconds=DAY)
+    settings = settings_for(server, [("eu", 8), ("us", 8)], window=DAY)
+    settings = dataclasses.replace(
+        with_pacing(settings, hours=berlin),
+        senders=tuple(
+            dataclasses.replace(s, hours=new_york) if s.id == "us" else s for s in settings.senders
+        ),
+    )
+    input_path = prospects(tmp_path / "p.csv", 16)
+    summary = await until_done(settings, input_path, tmp_path / "r.csv", virtual_clock)
+
+    assert summary.this_run == {"sent": 16}
+    eu = [round((t - monday) / HOUR, 3) for t in sent_at(server, "eu")]
+    us = [round((t - monday) / HOUR, 3) for t in sent_at(server, "us")]
+    assert eu == [0, 1, 2, 3, 4, 5, 6, 7]  # one an hour, 09:00-17:00 Berlin
+    assert us == [6, 7, 8, 9, 10, 11, 12, 13]  # from 09:00 New York (14:00 UTC) on
