@@ -6,6 +6,7 @@ throwaway PostgreSQL server (conftest's ``postgres_server``).
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -23,6 +24,7 @@ from campaign_runner.ledger import (
     Ledger,
     SenderLimits,
     Settle,
+    SQLiteLedger,
     Verdict,
     WebhookEvent,
 )
@@ -446,3 +448,17 @@ def test_webhook_events_survive_reopening_the_ledger(open_ledger: OpenLedger) ->
     again = open_ledger()
     assert again.record_event(event("evt_1", n=5)) is False
     assert again.acceptances() == [Acceptance("s1", url(5), T0, "evt_1")]
+
+
+def test_a_ledger_of_an_older_release_reads_as_having_no_webhook_events(tmp_path: Path) -> None:
+    # A file from before the webhook_events table, opened read-only (a dry run, a
+    # report): it cannot be given the table, and reads as having no events yet.
+    path = tmp_path / "old.sqlite3"
+    SQLiteLedger(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE webhook_events")
+    with SQLiteLedger(path, read_only=True) as old:
+        assert old.acceptances() == []
+    with sqlite3.connect(path) as db:  # and it was left as it was
+        tables = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "webhook_events" not in tables

@@ -52,6 +52,7 @@ class SQLiteLedger(SqlLedger):
             raise LedgerError(f"{self.path}: cannot open the workspace ledger: {exc}") from None
         self._lock = threading.Lock()  # one connection, used from the loop and a thread
         if read_only:
+            self._stand_in_for_missing_tables()
             return
         with self._transaction() as cursor:
             for statement in schema("INTEGER PRIMARY KEY", "REAL"):
@@ -60,6 +61,20 @@ class SQLiteLedger(SqlLedger):
                 "INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO NOTHING",
                 (SCHEMA_VERSION,),
             )
+
+    def _stand_in_for_missing_tables(self) -> None:
+        """A file written by an older release lacks the newer tables (webhook events):
+        read-only, it cannot be given them, so empty TEMP tables of the same shape stand in
+        (SQLite looks in the temp schema first; only missing ones are made)."""
+        present = {
+            name
+            for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        for statement in schema("INTEGER PRIMARY KEY", "REAL"):
+            words = statement.split()
+            if words[:5] != ["CREATE", "TABLE", "IF", "NOT", "EXISTS"] or words[5] in present:
+                continue
+            self._db.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
 
     def _text_list(self) -> str:
         return "SELECT value FROM json_each(?)"
