@@ -601,7 +601,7 @@ def _held_elsewhere(
                 extra=marks,
             )
         )
-    return todo.filter(pc.invert(is_held)), held, was
+    return _keep(todo, pc.invert(is_held)), held, was
 
 
 def _unrecorded(records: list[JournalRecord], state: JournalState) -> list[JournalRecord]:
@@ -754,9 +754,9 @@ def _rows_to_send(
         was_pending = pc.is_in(table["linkedin_url"], value_set=pa.array(list(recovered)))
         statuses = pc.if_else(was_pending, UNKNOWN, statuses)
     counts = Counter(_value_counts(statuses.filter(is_valid)))
-    todo = table.select(["row", "linkedin_url", "note", "sender_id"]).filter(to_do)
-    todo = todo.append_column("attempts", attempts.filter(to_do))
-    return todo.append_column("status", statuses.filter(to_do)), counts
+    todo = table.select(["row", "linkedin_url", "note", "sender_id"])
+    todo = todo.append_column("attempts", attempts).append_column("status", statuses)
+    return _keep(todo, to_do), counts
 
 
 def _split_strays(todo: pa.Table, known_senders: set[str]) -> tuple[WorkRows, list[WorkItem]]:
@@ -766,7 +766,15 @@ def _split_strays(todo: pa.Table, known_senders: set[str]) -> tuple[WorkRows, li
     known = pa.array(["", *sorted(known_senders)], pa.string())
     is_stray = pc.invert(pc.is_in(pinned, value_set=known))
     strays = WorkRows(todo.filter(is_stray)).head(todo.num_rows)
-    return WorkRows(todo.filter(pc.invert(is_stray))), strays
+    return WorkRows(_keep(todo, pc.invert(is_stray))), strays
+
+
+def _keep(table: pa.Table, mask: pa.ChunkedArray) -> pa.Table:
+    """``table.filter(mask)``, without the copy when every row is kept: a new million-row
+    campaign keeps them all, and each copy of its URLs and notes costs 200 MB."""
+    if pc.all(mask, skip_nulls=False).as_py():
+        return table
+    return table.filter(mask)
 
 
 def _sendable_now(work: WorkRows, senders: list[SenderPlan]) -> int:
