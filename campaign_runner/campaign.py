@@ -14,6 +14,7 @@ until a sender can send again, until every row is final.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 from collections import Counter
@@ -199,6 +200,11 @@ class Campaign:
             held = journal.keep_lock() if journal is not None and options.wait else None
         except BaseException:
             if journal is not None:
+                if kept is not None:
+                    # A --wait round that cannot be planned (the ledger unreachable) tries
+                    # again later: the results file stays locked meanwhile.
+                    with contextlib.suppress(JournalError):
+                        kept.refill(journal.keep_lock())
                 journal.close()
             if ledger is not None:
                 ledger.close()

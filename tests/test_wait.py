@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import dataclasses
+import fcntl
 import io
 import itertools
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,10 +29,11 @@ from campaign_runner.campaign import Campaign, RunOptions, Summary, UntilDone
 from campaign_runner.capacity import RENEWAL_STEP, SenderSpending, next_slot
 from campaign_runner.clock import VirtualClock
 from campaign_runner.config import Settings
-from campaign_runner.errors import JournalLockedError
+from campaign_runner.errors import JournalLockedError, LedgerError
 from campaign_runner.hours import WorkingHours, parse_days, parse_hours, parse_zone
 from campaign_runner.journal import parse_timestamp
 from campaign_runner.sandbox import FaultRule, SandboxSender, SandboxServer
+from campaign_runner.workspace import ledger_location
 
 DAY = 86_400.0
 HOUR = 3_600.0
@@ -478,3 +481,48 @@ async def test_a_sender_whose_hours_open_mid_round_joins_it_then(
     us = [round((t - monday) / HOUR, 3) for t in sent_at(server, "us")]
     assert eu == [0, 1, 2, 3, 4, 5, 6, 7]  # one an hour, 09:00-17:00 Berlin
     assert us == [6, 7, 8, 9, 10, 11, 12, 13]  # from 09:00 New York (14:00 UTC) on
+
+
+def locked_elsewhere(path: Path) -> bool:
+    """Whether another open file holds ``path``'s lock (flock: per open file, so a fresh
+    open in this process contends like another process)."""
+    with path.open("rb") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return False
+
+
+async def test_a_round_that_cannot_be_planned_keeps_the_results_file_locked(
+    sandbox: SandboxFactory, tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
+    server = await sandbox(senders=roomy("a"), clock=virtual_clock.now, window_seconds=DAY)
+    settings = settings_for(server, [("a", 2)], window=DAY)
+    input_path = prospects(tmp_path / "p.csv", 5)
+    results = tmp_path / "r.csv"
+    options = RunOptions(input_path=input_path, results_path=results, wait=True)
+    async with aiohttp.ClientSession() as session:
+        first = await Campaign.prepare(settings, options, session, clock=virtual_clock)
+        kept = first.hand_over_lock()
+        first.close()
+        assert kept is not None and locked_elsewhere(results)
+        # The ledger breaks where it is read after the results file is open: its
+        # campaigns become a view of a table that is not there.
+        location = ledger_location(settings, rehearsal=False)
+        assert location is not None
+        with sqlite3.connect(location) as db:
+            db.executescript(
+                "ALTER TABLE campaigns RENAME TO campaigns_kept;"
+                "CREATE VIEW campaigns AS SELECT * FROM nowhere;"
+            )
+        with pytest.raises(LedgerError):
+            await Campaign.prepare(settings, options, session, clock=virtual_clock, kept=kept)
+        assert locked_elsewhere(results)  # still this run's while it waits to try again
+        with sqlite3.connect(location) as db:
+            db.executescript("DROP VIEW campaigns; ALTER TABLE campaigns_kept RENAME TO campaigns;")
+        again = await Campaign.prepare(settings, options, session, clock=virtual_clock, kept=kept)
+        assert again.plan.now == 2
+        again.close()
+    assert not locked_elsewhere(results)

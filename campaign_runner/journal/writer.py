@@ -450,6 +450,12 @@ class KeptLock:
         if fd is not None:
             os.close(fd)
 
+    def refill(self, other: KeptLock) -> None:
+        """Hold ``other``'s lock from now on: a journal that took this one over, then
+        could not be used (its round failed to plan), hands the lock back for the next try."""
+        self.close()
+        self._fd, other._fd = other._fd, None
+
 
 # --------------------------------------------------------------------------- the file
 
