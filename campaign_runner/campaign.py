@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -508,12 +509,13 @@ def _register(
 MIN_ROUND_SECONDS = 300.0
 
 
-def _round_end(plan: Plan, now: float) -> float | None:
+def _round_end(plan: Plan, now: float) -> float:
     """When a --wait round stops starting turns, so that a sender closed at its start
     (working hours not yet open, capacity spent) is taken in once it can send, rather
-    than after every other sender's day."""
+    than after every other sender's day (the engine brings it closer for a sender whose
+    hours close during the round); infinity: when its work or capacity ends."""
     if plan.next_join_at is None or plan.now == 0:
-        return None
+        return math.inf
     return max(plan.next_join_at, now + MIN_ROUND_SECONDS)
 
 

@@ -547,7 +547,7 @@ class _Run:
                 longest = next(iter(self._no_work))
                 del self._no_work[longest]
                 pacer = self.pacers[longest]
-                if self._may_take_turns(pacer):
+                if self._may_go_on(pacer):
                     self._place(pacer)
                     break
         self._changed.set()
@@ -557,7 +557,7 @@ class _Run:
         row to take; aside until a turn is handed back, or a row comes back; nowhere once
         it can take no more turns in this run."""
         sender_id = pacer.sender_id
-        if not self._may_take_turns(pacer):
+        if not self._may_go_on(pacer):
             return
         if not pacer.has_capacity:
             self._no_capacity.add(sender_id)
@@ -593,7 +593,12 @@ class _Run:
             turn.cancel()
 
     def _may_take_turns(self, pacer: SenderPacer) -> bool:
-        return not self.engine._stop.is_set() and self.started < self.budget and not pacer.exhausted
+        return self._may_go_on(pacer) and self.started < self.budget
+
+    def _may_go_on(self, pacer: SenderPacer) -> bool:
+        """Whether the sender may take turns in this run again: the budget (--limit) may
+        come back, with a row handed back, but a stop or the API's limit does not."""
+        return not self.engine._stop.is_set() and not pacer.exhausted
 
     def _schedule(self, pacer: SenderPacer) -> None:
         heapq.heappush(self._due, (pacer.due, next(self._order), pacer.sender_id))
@@ -603,21 +608,22 @@ class _Run:
         budget runs out. Sleeps until the first sender is due, or until a change (a send
         ended, a row came back, a turn put its sender back) may make something due."""
         clock = self.engine._clock
-        end_at = self.engine._end_at
-        while not self.engine._stop.is_set() and self.started < self.budget:
+        while not self.engine._stop.is_set():
             self._changed.clear()
             if self.done and not self.turns and not self.sends:
                 return  # every row is final: no sender waits out its next slot for nothing
+            end_at = self.engine._end_at
             if end_at is not None and clock.now() >= end_at:
                 self.summary.reached_end_at = True
                 return
-            if not self._due:
+            if not self._due or self.started >= self.budget:
                 if not (self.turns or self.sends):
-                    return  # no sender can take what is left, and nothing will change that
+                    return  # nothing left that could change what can be sent
+                # A row handed back may bring a sender, or the budget, back.
                 await self._changed.wait()
                 continue
             due, _, sender_id = self._due[0]
-            if not self._may_take_turns(self.pacers[sender_id]):
+            if not self._may_go_on(self.pacers[sender_id]):
                 # At its daily limit, say: let it go now, not at its next paced slot.
                 heapq.heappop(self._due)
                 continue
@@ -641,11 +647,14 @@ class _Run:
         now = self.engine._clock.now()
         if not hours.is_open(now):
             # A plain run sends only inside the sender's working hours; what is left
-            # waits for the next run.
+            # waits for the next run. A run that ends to take senders in (--wait) ends
+            # when these hours open again, at the latest.
             self.progress.notice(
                 f"sender {sender_id}: its working hours are over; the next "
                 f"window opens {hours.describe(now)}"
             )
+            if self.engine._end_at is not None:
+                self.engine._end_at = min(self.engine._end_at, hours.next_open(now))
             return
         if pacer.has_capacity and self.rows.has_work(sender_id):
             self.track(self._turn(pacer), self.turns)

@@ -157,3 +157,23 @@ async def test_the_limit_holds_across_many_senders(
     )
     assert summary.this_run == {"sent": limit}
     assert len(server.state.invitations) == limit
+
+
+async def test_the_limit_is_reached_when_a_row_comes_back_after_every_turn_was_taken(
+    sandbox: SandboxFactory, tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
+    # --limit 2: both turns are taken at once; a's row comes back (a is disconnected),
+    # and b must send it rather than the run end one short.
+    server = await sandbox(
+        senders=(SandboxSender("a", capacity=50), SandboxSender("b", capacity=50)),
+        faults=(FaultRule("disconnect", sender="a", nth=1),),
+        clock=virtual_clock.now,
+        window_seconds=1_000,
+    )
+    input_path = prospects(tmp_path / "p.csv", 6)
+    settings = settings_for(server, [("a", 10), ("b", 10)], window=1_000)
+    _, summary = await run_campaign(
+        settings, input_path, tmp_path / "r.csv", clock=virtual_clock, limit=2
+    )
+    assert summary.this_run == {"sent": 2}
+    assert [i.sender_id for i in server.state.invitations] == ["b", "b"]

@@ -526,3 +526,36 @@ async def test_a_round_that_cannot_be_planned_keeps_the_results_file_locked(
         assert again.plan.now == 2
         again.close()
     assert not locked_elsewhere(results)
+
+
+async def test_a_sender_whose_hours_close_mid_round_is_back_when_they_open(
+    sandbox: SandboxFactory, tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
+    # Monday 12:00 UTC. "office" works 09:00-18:00 UTC, nine a day; "always" has no hours
+    # and sends all day. Office closes at 18:00 while always goes on: on Tuesday office
+    # is back at 09:00, not whenever always's round happens to end.
+    monday = datetime(2023, 11, 13, 12, 0, tzinfo=UTC).timestamp()
+    virtual_clock.loop.epoch = monday - virtual_clock.loop.time()
+    start, end = parse_hours("09:00-18:00", "hours")
+    office = WorkingHours(start, end, parse_days("mon-fri", "d"), parse_zone("UTC", "z"))
+    server = await sandbox(
+        senders=roomy("office", "always"), clock=virtual_clock.now, window_seconds=DAY
+    )
+    settings = settings_for(server, [("office", 9), ("always", 24)], window=DAY)
+    settings = dataclasses.replace(
+        settings,
+        senders=tuple(
+            dataclasses.replace(s, hours=office) if s.id == "office" else s
+            for s in settings.senders
+        ),
+    )
+    input_path = prospects(tmp_path / "p.csv", 50)
+    summary = await until_done(settings, input_path, tmp_path / "r.csv", virtual_clock, limit=40)
+
+    assert summary.this_run == {"sent": 40}
+    tuesday = [
+        round((t - monday) / HOUR - 21, 3)  # hours after Tuesday 09:00
+        for t in sent_at(server, "office")
+        if t >= monday + 21 * HOUR
+    ]
+    assert tuesday[:3] == [0, 1, 2]
