@@ -296,15 +296,35 @@ class Engine:
         return {NOTE_DELIVERED: note_delivered, **self._marks}
 
     async def _send(
-        self, work: WorkItem, pacer: SenderPacer, run: _Run, claim_id: int | None
+        self,
+        work: WorkItem,
+        pacer: SenderPacer,
+        run: _Run,
+        claim_id: int | None,
+        leaving: asyncio.Future[None] | None = None,
     ) -> _Outcome:
         """Send one claimed row (retrying what may be retried) and record the outcome.
 
         The claim (see :meth:`claim_turn`) and the ``pending`` line are durable before the
         request leaves. The outcome line and the claim's outcome are queued without
         waiting: if one is lost in a crash, the row reads as ``pending`` and becomes
-        ``unknown``, which is safe.
+        ``unknown``, which is safe. ``leaving`` is resolved once the request has its slot
+        and leaves (or will not leave): the sender's turn lasts until then.
         """
+        try:
+            return await self._send_once(work, pacer, run, claim_id, leaving)
+        finally:
+            if leaving is not None and not leaving.done():
+                leaving.set_result(None)
+
+    async def _send_once(
+        self,
+        work: WorkItem,
+        pacer: SenderPacer,
+        run: _Run,
+        claim_id: int | None,
+        leaving: asyncio.Future[None] | None,
+    ) -> _Outcome:
         assert self._client is not None and self._journal is not None
         sender_id = pacer.sender_id
         note_delivered = self._note_delivered(work.note, sender_id)
@@ -316,17 +336,27 @@ class Engine:
             self._settle(claim_id, DEFERRED, "", "not sent: the results file could not take it")
             raise
         result, attempt = None, 0
+        why_not = "stopped before sending"
         # A row whose pending line is durable but whose request has no slot yet is
         # deferred at once on a stop, so that a second Ctrl-C leaves only requests that
         # may really have left in doubt.
         if await _take_unless_stopped(run.http, self._stop):
             try:
-                result, attempt = await self._attempt(work, sender_id, run)
+                # A request that waited for its slot (the API slow, every slot taken) may
+                # find the sender's hours over; and its sender's next turn is paced from
+                # now, so that two of its invitations never leave closer than its pace.
+                pacer.leaves()
+                if leaving is not None and not leaving.done():
+                    leaving.set_result(None)
+                if run.hours[sender_id].is_open(self._clock.now()):
+                    result, attempt = await self._attempt(work, sender_id, run)
+                else:
+                    why_not = "not sent: the sender's working hours ended while it waited"
             finally:
                 run.http.release()
         if result is None:
             pacer.refund()
-            outcome = _Outcome(DEFERRED, "stopped before sending", requeue=True)
+            outcome = _Outcome(DEFERRED, why_not, requeue=True)
             request_id = ""
         else:
             outcome = self._outcome(result, pacer, run)
@@ -707,7 +737,11 @@ class _Run:
                 self.slots.release()
                 return
             work = claimed
-        self.track(self._send(work, pacer, claim_id), self.sends)
+        leaving = asyncio.get_running_loop().create_future()
+        self.track(self._send(work, pacer, claim_id, leaving), self.sends)
+        # The turn lasts until the request leaves: a sender has one request at most
+        # waiting for a slot, and its next turn is paced from when this one left.
+        await asyncio.shield(leaving)
 
     def track(
         self, coro: Coroutine[object, object, None], group: set[asyncio.Task[None]]
@@ -736,9 +770,15 @@ class _Run:
         assert journal is not None
         journal.append_nowait(record)
 
-    async def _send(self, work: WorkItem, pacer: SenderPacer, claim_id: int | None) -> None:
+    async def _send(
+        self,
+        work: WorkItem,
+        pacer: SenderPacer,
+        claim_id: int | None,
+        leaving: asyncio.Future[None],
+    ) -> None:
         try:
-            outcome = await self.engine._send(work, pacer, self, claim_id)
+            outcome = await self.engine._send(work, pacer, self, claim_id, leaving)
         finally:
             self.slots.release()
             self._turn_handed_back(pacer)

@@ -53,6 +53,7 @@ class SenderPacer:
         # once), and the limiter's latest slot.
         self._not_before = self._clock.monotonic() + max(0.0, first_delay)
         self._last_slot = -math.inf
+        self._turn_end = -math.inf  # when the latest turn was ready to send
         self.capacity = capacity
         self.left = capacity
         self.exhausted = False
@@ -89,11 +90,22 @@ class SenderPacer:
             self._last_slot = self._clock.monotonic()
             if self.jitter > 0:
                 await self._clock.sleep(self._rng.uniform(0.0, self.jitter * self.interval))
+            self._turn_end = self._clock.monotonic()
         except asyncio.CancelledError:
             self.left += 1
             raise
         # The API may have said "daily limit" while this turn was waiting.
         return not self.exhausted
+
+    def leaves(self) -> None:
+        """The turn's request leaves now. When it left much later than its turn (it
+        waited for a request slot: the API slow, every slot taken), the next turn is a
+        whole interval from now, not from the turn, so that the wait never lets two
+        invitations leave closer than the pace."""
+        now = self._clock.monotonic()
+        slack = min(1.0, 0.1 * self.interval) if math.isfinite(self.interval) else 1.0
+        if now - self._turn_end > slack:
+            self._not_before = max(self._not_before, now + self.interval)
 
     def rest(self) -> None:
         """Keep the next turn a whole interval away from now: an invitation that had to

@@ -5,9 +5,11 @@ Counted from the stand-in's own record of invitations, in virtual time.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import itertools
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from conftest import SandboxFactory
 from helpers import prospects, run_campaign, settings_for, url, write_prospects
 
 from campaign_runner.clock import VirtualClock
+from campaign_runner.hours import WorkingHours, parse_days, parse_hours, parse_zone
 from campaign_runner.sandbox import FaultRule, SandboxSender
 from campaign_runner.work import BATCH, WorkItem, WorkRows
 
@@ -177,3 +180,60 @@ async def test_the_limit_is_reached_when_a_row_comes_back_after_every_turn_was_t
     )
     assert summary.this_run == {"sent": 2}
     assert [i.sender_id for i in server.state.invitations] == ["b", "b"]
+
+
+async def test_a_saturated_api_never_lets_a_sender_s_invitations_leave_closer_than_its_pace(
+    sandbox: SandboxFactory, tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
+    # Eight senders, one request slot, every answer 20 s late: turns wait for the slot,
+    # some long, some not. s7 is due every 200 s, the others every 111 s; 72 turns come
+    # faster than one slot takes them. Each request leaves 20 s before the stand-in
+    # records it, so the record's gaps are the departures' gaps.
+    ids = [f"s{n}" for n in range(8)]
+    server = await sandbox(
+        senders=tuple(SandboxSender(i, capacity=1_000) for i in ids),
+        faults=(FaultRule("latency", seconds=20),),
+        clock=virtual_clock.now,
+        window_seconds=1_000,
+    )
+    limits = [(i, 5 if i == "s7" else 9) for i in ids]
+    settings = settings_for(server, limits, window=1_000, concurrency=1, timeout=100)
+    input_path = prospects(tmp_path / "p.csv", 68)
+    _, summary = await run_campaign(settings, input_path, tmp_path / "r.csv", clock=virtual_clock)
+
+    assert summary.this_run == {"sent": 68}
+    for sender_id, limit in limits:
+        times = [i.created_at for i in server.state.invitations if i.sender_id == sender_id]
+        gap = min(b - a for a, b in itertools.pairwise(times))
+        assert gap >= 1_000 / limit - 1e-6, (sender_id, gap)
+
+
+async def test_a_request_that_waited_past_closing_time_does_not_leave(
+    sandbox: SandboxFactory, tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
+    # Open 09:00-10:00 UTC; two senders due every 150 s; one request slot and answers
+    # ten minutes late: by 10:00 turns are still waiting for the slot. They are deferred,
+    # not sent after closing time.
+    monday = datetime(2023, 11, 13, 9, 0, tzinfo=UTC).timestamp()
+    virtual_clock.loop.epoch = monday - virtual_clock.loop.time()
+    start, end = parse_hours("09:00-10:00", "hours")
+    hours = WorkingHours(start, end, parse_days("mon-sun", "d"), parse_zone("UTC", "z"))
+    server = await sandbox(
+        senders=tuple(SandboxSender(i, capacity=100) for i in "ab"),
+        faults=(FaultRule("latency", seconds=600),),
+        clock=virtual_clock.now,
+        window_seconds=86_400,
+    )
+    input_path = prospects(tmp_path / "p.csv", 20)
+    settings = settings_for(
+        server, [("a", 24), ("b", 24)], window=86_400, concurrency=1, timeout=900
+    )
+    settings = dataclasses.replace(
+        settings, pacing=dataclasses.replace(settings.pacing, hours=hours)
+    )
+    _, summary = await run_campaign(settings, input_path, tmp_path / "r.csv", clock=virtual_clock)
+
+    left_at = [i.created_at - 600 for i in server.state.invitations]
+    assert left_at and max(left_at) < monday + 3_600
+    assert summary.this_run["sent"] == len(left_at) == 6  # 09:00, 09:10, ... 09:50
+    assert summary.remaining == 20 - 6
