@@ -389,8 +389,24 @@ class Engine:
         of this sender slips past it; a sender the workspace has spent stops for the run.
         """
         assert self._claims is not None
+        try:
+            claimed = await self._claim_turn(work, pacer, run)
+            run.claiming.pop(pacer.sender_id, None)
+            return claimed
+        except asyncio.CancelledError:
+            # Stopped while claiming or waiting for the slot: the row was not sent and
+            # goes back, so that the run knows it is left (and says it was interrupted).
+            pacer.refund()
+            run.give_back(run.claiming.pop(pacer.sender_id, work), pacer.sender_id)
+            raise
+
+    async def _claim_turn(
+        self, work: WorkItem, pacer: SenderPacer, run: _Run
+    ) -> tuple[WorkItem | None, int | None]:
+        assert self._claims is not None
         waited = False
         while True:
+            run.claiming[pacer.sender_id] = work
             claim = await self._claim(ClaimRequest(work.url, pacer.sender_id, work.row))
             if claim.verdict is Verdict.CLAIMED:
                 if waited:
@@ -545,6 +561,9 @@ class _Run:
     sends: set[asyncio.Task[None]] = field(default_factory=set)  # one per row in flight
     started: int = 0
     error: BaseException | None = None  # the first error of a turn or a send
+    # The row each sender's turn is claiming in the workspace (claims may move on to the
+    # next row when a person is taken): what a stop gives back.
+    claiming: dict[str, WorkItem] = field(default_factory=dict)
     # (monotonic time of the next turn, order of arrival, sender id): the senders due next.
     _due: list[tuple[float, int, str]] = field(default_factory=list)
     # Senders with turns left but no row they could take, until one comes back (in the
@@ -807,7 +826,12 @@ async def _unless_stopped(
         return False
     task = asyncio.ensure_future(awaitable)
     stopper = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()  # cancelled from outside: leave nothing waiting behind
+        stopper.cancel()
+        raise
     stopper.cancel()
     if not task.done():
         task.cancel()

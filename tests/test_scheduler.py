@@ -5,6 +5,7 @@ Counted from the stand-in's own record of invitations, in virtual time.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gc
 import itertools
@@ -12,10 +13,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 from conftest import SandboxFactory
 from helpers import prospects, run_campaign, settings_for, url, write_prospects
 
+from campaign_runner.campaign import Campaign, RunOptions
 from campaign_runner.clock import VirtualClock
 from campaign_runner.hours import WorkingHours, parse_days, parse_hours, parse_zone
 from campaign_runner.sandbox import FaultRule, SandboxSender
@@ -237,3 +240,34 @@ async def test_a_request_that_waited_past_closing_time_does_not_leave(
     assert left_at and max(left_at) < monday + 3_600
     assert summary.this_run["sent"] == len(left_at) == 6  # 09:00, 09:10, ... 09:50
     assert summary.remaining == 20 - 6
+
+
+async def test_a_stop_while_waiting_for_another_campaign_s_slot_leaves_the_row_to_send(
+    sandbox: SandboxFactory, tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
+    # Both campaigns plan before either sends. "first" sends from a at t0; a paces at one
+    # per 500 s across the workspace, so "second"'s claim waits for a's slot. Stopped
+    # while it waits: nothing is sent, and the run says it was interrupted, with its row
+    # still to send.
+    server = await sandbox(
+        senders=(SandboxSender("a", capacity=100),), clock=virtual_clock.now, window_seconds=1_000
+    )
+    settings = settings_for(server, [("a", 2)], window=1_000)
+
+    async def prepare(name: str, start: int) -> Campaign:
+        options = RunOptions(
+            input_path=prospects(tmp_path / f"{name}.csv", 1, start=start),
+            results_path=tmp_path / f"{name}.results.csv",
+        )
+        return await Campaign.prepare(settings, options, session, clock=virtual_clock)
+
+    async with aiohttp.ClientSession() as session:
+        first, second = await prepare("first", 0), await prepare("second", 100)
+        assert (await first.execute()).this_run == {"sent": 1}
+        running = asyncio.ensure_future(second.execute())
+        await virtual_clock.sleep(100)  # its claim waits until 500 s
+        assert not running.done()
+        second.request_stop()
+        summary = await running
+    assert len(server.state.invitations) == 1
+    assert (summary.interrupted, summary.remaining, summary.exit_code) == (True, 1, 130)
