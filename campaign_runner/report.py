@@ -93,6 +93,10 @@ class Left:
     window_seconds: float
     renews_at: float | None  # when some capacity frees up again, epoch seconds
     warnings: tuple[str, ...] = ()
+    # When the next invitation can leave (now, when some can go now), and why not before
+    # (its working hours open, its quota resets); None: nothing left, or no sender ever can.
+    next_send_at: float | None = None
+    next_send_why: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,8 @@ def build_report(
             continue
         accepted, old = when is not None, inv.at < cutoff
         total.add(accepted, old)
-        senders[inv.sender_id].add(accepted, old)
+        if inv.sender_id:  # a hand-edited line may name none: counted, but by no sender
+            senders[inv.sender_id].add(accepted, old)
         if notes is not None and inv.url in notes:
             by_note.setdefault(notes[inv.url], _Counts()).add(accepted, old)
         sent_days[_date(inv.at, zone)] += 1

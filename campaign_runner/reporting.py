@@ -190,6 +190,8 @@ async def _left(
         window_seconds=plan.window_seconds,
         renews_at=summary.renews_at,
         warnings=_left_warnings(settings, plan.warnings) if plan.to_send else (),
+        next_send_at=plan.next_send_at,
+        next_send_why=plan.next_send_why,
     )
 
 

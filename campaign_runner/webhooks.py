@@ -32,7 +32,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,10 +63,12 @@ class Check(enum.Enum):
 
 @dataclass(frozen=True)
 class SigningKey:
-    """One secret's keys: as given (the documented form) and decoded (Standard Webhooks)."""
+    """One secret's keys: as given (the documented form) and decoded (Standard Webhooks).
+    Never shown in a repr: they are the secret."""
 
-    documented: bytes
-    standard: bytes | None  # None: the secret is not base64, so it signs no Standard form
+    documented: bytes = field(repr=False)
+    # None: the secret is not base64, so it signs no Standard form.
+    standard: bytes | None = field(repr=False)
 
 
 def signing_keys(secrets: Iterable[Secret]) -> tuple[SigningKey, ...]:
@@ -121,6 +123,17 @@ def check_signature(
     if not matched:
         return Check.INVALID
     return Check.VALID if abs(now - int(stamp)) <= tolerance else Check.STALE
+
+
+def signed_delivery_id(headers: Mapping[str, str]) -> str:
+    """The delivery id (``webhook-id``) when the signature covers it, as the Standard
+    form's does; ``''`` for the documented form, which signs the body alone: there the
+    header could be anything, and would let one signed body be kept again and again."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    signature = lowered.get("webhook-signature") or lowered.get("svix-signature") or ""
+    if _documented(signature) is not None:
+        return ""
+    return lowered.get("webhook-id") or lowered.get("svix-id") or ""
 
 
 def _documented(value: str) -> tuple[str, list[str]] | None:
@@ -285,9 +298,8 @@ async def _receive(request: web.Request) -> web.Response:
         # Said to the caller and the log alike: a reason, never a secret or signature.
         receiver.log(f"refused a delivery: {check.value}")
         return web.json_response({"error": check.value}, status=401)
-    delivery = request.headers.get("webhook-id") or request.headers.get("svix-id") or ""
     try:
-        event = parse_event(body, received_at, delivery)
+        event = parse_event(body, received_at, signed_delivery_id(request.headers))
     except BadEvent as exc:
         receiver.log(f"refused a signed delivery: {exc}")
         return web.json_response({"error": str(exc)}, status=400)

@@ -18,6 +18,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import time
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
@@ -121,6 +122,17 @@ def test_counts_rates_and_days_are_exact() -> None:
         date(2027, 1, 6): (0, 1),
         date(2027, 1, 9): (1, 0),
     }
+
+
+def test_a_sent_line_without_a_sender_counts_overall_and_by_no_sender() -> None:
+    # A hand-edited results line may leave sender_id empty.
+    invitations = [
+        Invitation(url(1), "", "sent", "conn_1", T0),
+        Invitation(url(2), "a", "sent", "", T0),
+    ]
+    report = build_report(invitations, [], now=T0 + DAY)
+    assert report.total.sent == 2
+    assert [s.sender_id for s in report.by_sender] == ["a"]
 
 
 def test_a_pending_invitation_turns_not_accepted_after_thirty_days() -> None:
@@ -365,6 +377,9 @@ def test_report_text_says_the_figures(stand_in: Any, tmp_path: Path) -> None:
     assert "people by status: 3 sent" in lines
     assert "invitations: sent 3, accepted 3 (100.0%), pending 0, not accepted 0" in lines
     assert lines[-1].startswith(f"left to send from {input_path}: 1: 1 can go now")
+    left = report_json([str(results), "--input", str(input_path), "--config", str(config)])["left"]
+    assert parse_timestamp(left["next_send_at"]) <= time.time() + 1  # now: it can go now
+    assert left["next_send_why"] == ""
     assert "by note" not in result.stdout  # one note for all (none): nothing to compare
     assert result.stderr == ""
     # Without the config, no sender plans what is left, and that is said.

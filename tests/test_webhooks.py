@@ -549,3 +549,23 @@ async def test_stand_in_to_receiver_to_ledger_in_both_forms_across_a_rotation(
     assert lines[-1] == "webhooks stopped"
     for secret in (OLD, NEW, OLD.removeprefix("whsec_"), NEW.removeprefix("whsec_")):
         assert secret not in stdout.decode() + stderr.decode()
+
+
+async def test_an_unsigned_delivery_id_cannot_make_a_signed_body_new(receiving: Receiving) -> None:
+    # The documented form signs the body alone: a webhook-id beside it proves nothing, and
+    # the same signed body (no eventId in it) is one event however the header is set.
+    body = json.dumps(
+        {"eventType": "connection_request.accepted", "data": {"senderId": "s1"}}
+    ).encode()
+    headers = signed("sendpilot", NEW, body)
+    answers = [
+        (await receiving.post(body, {**headers, "webhook-id": f"x{n}"}))[1]["duplicate"]
+        for n in range(3)
+    ]
+    assert answers == [False, True, True]
+
+
+def test_signing_keys_never_show_the_secret() -> None:
+    keys = signing_keys([Secret(NEW), Secret("plain-secret")])
+    assert "plain-secret" not in repr(keys)
+    assert base64.b64decode(NEW.removeprefix("whsec_")).decode() not in repr(keys)

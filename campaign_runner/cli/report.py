@@ -188,6 +188,8 @@ def _left_payload(left: Left) -> dict[str, Any]:
         "windows_needed": left.windows_needed,
         "window_seconds": left.window_seconds,
         "capacity_renews_at": format_timestamp(left.renews_at) if left.renews_at else None,
+        "next_send_at": format_timestamp(left.next_send_at) if left.next_send_at else None,
+        "next_send_why": left.next_send_why,
     }
 
 
@@ -266,4 +268,7 @@ def _left_text(left: Left, now: float) -> str:
             )
             if left.renews_at:
                 parts.append(f"capacity renews from {local_time(left.renews_at, now)}")
+    if not left.now and left.next_send_at is not None:
+        why = f" ({left.next_send_why})" if left.next_send_why else ""
+        parts.append(f"the next can leave {local_time(left.next_send_at, now)}{why}")
     return f"{where}: " + "; ".join(parts)
