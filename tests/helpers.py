@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import json
 import threading
 import time
@@ -18,7 +19,7 @@ import aiohttp
 import yaml
 
 from campaign_runner.campaign import Campaign, RunOptions, Summary
-from campaign_runner.clock import WallClock
+from campaign_runner.clock import VirtualClock, WallClock
 from campaign_runner.config import (
     ApiSettings,
     PacingSettings,
@@ -27,6 +28,7 @@ from campaign_runner.config import (
     SenderSettings,
     Settings,
 )
+from campaign_runner.hours import WorkingHours, parse_days, parse_hours, parse_zone
 from campaign_runner.journal import JOURNAL_COLUMNS
 from campaign_runner.sandbox import SandboxConfig, SandboxServer
 
@@ -218,3 +220,29 @@ async def frozen(process: asyncio.subprocess.Process, timeout: float = 30) -> st
             raise AssertionError(f"it ended before freezing:\n{out.decode()}\n{text[-3_000:]}")
         text += line.decode()
     return text
+
+
+def working_hours(hours: str, days: str = "mon-sun", zone: str = "UTC") -> WorkingHours:
+    """Working hours as the config writes them: ``working_hours("09:00-18:00", "mon-fri")``."""
+    start, end = parse_hours(hours, "hours")
+    return WorkingHours(start, end, parse_days(days, "days"), parse_zone(zone, "timezone"))
+
+
+def with_hours(
+    settings: Settings, hours: WorkingHours | None = None, **per_sender: WorkingHours
+) -> Settings:
+    """``settings`` with ``pacing.hours`` (when given) and senders' own hours."""
+    if hours is not None:
+        settings = dataclasses.replace(
+            settings, pacing=dataclasses.replace(settings.pacing, hours=hours)
+        )
+    senders = tuple(
+        dataclasses.replace(s, hours=per_sender[s.id]) if s.id in per_sender else s
+        for s in settings.senders
+    )
+    return dataclasses.replace(settings, senders=senders)
+
+
+def start_at(clock: VirtualClock, epoch: float) -> None:
+    """Move a virtual clock's wall time to ``epoch`` (monotonic time goes on as it was)."""
+    clock.loop.epoch = epoch - clock.loop.time()

@@ -34,6 +34,8 @@ from helpers import (
     settings_for,
     until,
     url,
+    with_hours,
+    working_hours,
     write_prospects,
 )
 
@@ -1283,17 +1285,11 @@ async def test_invitations_leave_only_in_working_hours_spread_across_them(
 ) -> None:
     from datetime import UTC, datetime
 
-    from campaign_runner.config import PacingSettings
-    from campaign_runner.hours import WorkingHours, parse_days, parse_hours, parse_zone
-
     # The virtual clock starts on Tuesday 2023-11-14 at 22:13:20 UTC; the sender works
     # an hour on Tuesdays from 22:30, four invitations a day: one every 15 minutes.
-    start, end = parse_hours("22:30-23:30", "hours")
-    hours = WorkingHours(start, end, parse_days("tue", "days"), parse_zone("UTC", "zone"))
     server = await sandbox(senders=roomy("a"), clock=virtual_clock.now, window_seconds=86_400)
-    settings = settings_for(server, [("a", 4)], window=86_400)
-    settings = settings.__class__(
-        **{**settings.__dict__, "pacing": PacingSettings(window_seconds=86_400, hours=hours)}
+    settings = with_hours(
+        settings_for(server, [("a", 4)], window=86_400), working_hours("22:30-23:30", "tue")
     )
     input_path = prospects(tmp_path / "p.csv", 6)
     results = tmp_path / "r.csv"

@@ -6,7 +6,6 @@ Counted from the stand-in's own record of invitations, in virtual time.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
 import itertools
 from collections import Counter
@@ -16,11 +15,19 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import SandboxFactory
-from helpers import prospects, run_campaign, settings_for, url, write_prospects
+from helpers import (
+    prospects,
+    run_campaign,
+    settings_for,
+    start_at,
+    url,
+    with_hours,
+    working_hours,
+    write_prospects,
+)
 
 from campaign_runner.campaign import Campaign, RunOptions
 from campaign_runner.clock import VirtualClock
-from campaign_runner.hours import WorkingHours, parse_days, parse_hours, parse_zone
 from campaign_runner.sandbox import FaultRule, SandboxSender
 from campaign_runner.work import BATCH, WorkItem, WorkRows
 
@@ -218,9 +225,7 @@ async def test_a_request_that_waited_past_closing_time_does_not_leave(
     # ten minutes late: by 10:00 turns are still waiting for the slot. They are deferred,
     # not sent after closing time.
     monday = datetime(2023, 11, 13, 9, 0, tzinfo=UTC).timestamp()
-    virtual_clock.loop.epoch = monday - virtual_clock.loop.time()
-    start, end = parse_hours("09:00-10:00", "hours")
-    hours = WorkingHours(start, end, parse_days("mon-sun", "d"), parse_zone("UTC", "z"))
+    start_at(virtual_clock, monday)
     server = await sandbox(
         senders=tuple(SandboxSender(i, capacity=100) for i in "ab"),
         faults=(FaultRule("latency", seconds=600),),
@@ -228,11 +233,9 @@ async def test_a_request_that_waited_past_closing_time_does_not_leave(
         window_seconds=86_400,
     )
     input_path = prospects(tmp_path / "p.csv", 20)
-    settings = settings_for(
-        server, [("a", 24), ("b", 24)], window=86_400, concurrency=1, timeout=900
-    )
-    settings = dataclasses.replace(
-        settings, pacing=dataclasses.replace(settings.pacing, hours=hours)
+    settings = with_hours(
+        settings_for(server, [("a", 24), ("b", 24)], window=86_400, concurrency=1, timeout=900),
+        working_hours("09:00-10:00"),
     )
     _, summary = await run_campaign(settings, input_path, tmp_path / "r.csv", clock=virtual_clock)
 

@@ -23,14 +23,24 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import SandboxFactory
-from helpers import invited, latest, prospects, read_results, settings_for, url
+from helpers import (
+    invited,
+    latest,
+    prospects,
+    read_results,
+    settings_for,
+    start_at,
+    url,
+    with_hours,
+    working_hours,
+)
 
 from campaign_runner.campaign import Campaign, RunOptions, Summary, UntilDone
 from campaign_runner.capacity import RENEWAL_STEP, SenderSpending, next_slot
 from campaign_runner.clock import VirtualClock
 from campaign_runner.config import Settings
 from campaign_runner.errors import JournalLockedError, LedgerError
-from campaign_runner.hours import WorkingHours, parse_days, parse_hours, parse_zone
+from campaign_runner.hours import WorkingHours
 from campaign_runner.journal import parse_timestamp
 from campaign_runner.sandbox import FaultRule, SandboxSender, SandboxServer
 from campaign_runner.workspace import ledger_location
@@ -164,10 +174,7 @@ def test_next_slot(spending: SenderSpending, expected: float | None, why: str) -
 
 def test_next_slot_waits_for_the_working_hours_after_the_renewal() -> None:
     # Renewed at 20:00 UTC on a Friday; the sender works mon-fri 09:00-18:00 in Berlin.
-    start, end = parse_hours("09:00-18:00", "hours")
-    hours = WorkingHours(
-        start, end, parse_days("mon-fri", "days"), parse_zone("Europe/Berlin", "z")
-    )
+    hours = working_hours("09:00-18:00", "mon-fri", "Europe/Berlin")
     friday = datetime(2023, 11, 17, 20, 0, tzinfo=UTC).timestamp()
     spending = SenderSpending(4, 4, 100, 4, oldest_in_window=friday - DAY)
     moment, why = next_slot(spending, hours, DAY, 9 * HOUR, friday)
@@ -205,11 +212,12 @@ async def test_closed_working_hours_wait_for_monday_s_opening_and_spread_the_day
 ) -> None:
     # Saturday noon UTC; the sender works mon-fri 09:00-18:00 Berlin, four a day.
     saturday = datetime(2023, 11, 18, 12, 0, tzinfo=UTC).timestamp()
-    virtual_clock.loop.epoch = saturday - virtual_clock.loop.time()
-    start, end = parse_hours("09:00-18:00", "hours")
-    hours = WorkingHours(start, end, parse_days("mon-fri", "d"), parse_zone("Europe/Berlin", "z"))
+    start_at(virtual_clock, saturday)
     server = await sandbox(senders=roomy("a"), clock=virtual_clock.now, window_seconds=DAY)
-    settings = with_pacing(settings_for(server, [("a", 4)], window=DAY), hours=hours)
+    settings = with_hours(
+        settings_for(server, [("a", 4)], window=DAY),
+        working_hours("09:00-18:00", "mon-fri", "Europe/Berlin"),
+    )
     input_path = prospects(tmp_path / "p.csv", 6)
     shown = Shown()
 
@@ -460,18 +468,12 @@ async def test_a_sender_whose_hours_open_mid_round_joins_it_then(
     # Monday 08:00 UTC: Berlin opens (09:00), New York not before 14:00 UTC. The Berlin
     # sender sends until 16:00 UTC; the New York one starts at its own opening, not then.
     monday = datetime(2023, 11, 13, 8, 0, tzinfo=UTC).timestamp()
-    virtual_clock.loop.epoch = monday - virtual_clock.loop.time()
-    start, end = parse_hours("09:00-17:00", "hours")
-    days = parse_days("mon-fri", "d")
-    berlin = WorkingHours(start, end, days, parse_zone("Europe/Berlin", "z"))
-    new_york = WorkingHours(start, end, days, parse_zone("America/New_York", "z"))
+    start_at(virtual_clock, monday)
     server = await sandbox(senders=roomy("eu", "us"), clock=virtual_clock.now, window_seconds=DAY)
-    settings = settings_for(server, [("eu", 8), ("us", 8)], window=DAY)
-    settings = dataclasses.replace(
-        with_pacing(settings, hours=berlin),
-        senders=tuple(
-            dataclasses.replace(s, hours=new_york) if s.id == "us" else s for s in settings.senders
-        ),
+    settings = with_hours(
+        settings_for(server, [("eu", 8), ("us", 8)], window=DAY),
+        working_hours("09:00-17:00", "mon-fri", "Europe/Berlin"),
+        us=working_hours("09:00-17:00", "mon-fri", "America/New_York"),
     )
     input_path = prospects(tmp_path / "p.csv", 16)
     summary = await until_done(settings, input_path, tmp_path / "r.csv", virtual_clock)
@@ -535,19 +537,13 @@ async def test_a_sender_whose_hours_close_mid_round_is_back_when_they_open(
     # and sends all day. Office closes at 18:00 while always goes on: on Tuesday office
     # is back at 09:00, not whenever always's round happens to end.
     monday = datetime(2023, 11, 13, 12, 0, tzinfo=UTC).timestamp()
-    virtual_clock.loop.epoch = monday - virtual_clock.loop.time()
-    start, end = parse_hours("09:00-18:00", "hours")
-    office = WorkingHours(start, end, parse_days("mon-fri", "d"), parse_zone("UTC", "z"))
+    start_at(virtual_clock, monday)
     server = await sandbox(
         senders=roomy("office", "always"), clock=virtual_clock.now, window_seconds=DAY
     )
-    settings = settings_for(server, [("office", 9), ("always", 24)], window=DAY)
-    settings = dataclasses.replace(
-        settings,
-        senders=tuple(
-            dataclasses.replace(s, hours=office) if s.id == "office" else s
-            for s in settings.senders
-        ),
+    settings = with_hours(
+        settings_for(server, [("office", 9), ("always", 24)], window=DAY),
+        office=working_hours("09:00-18:00", "mon-fri"),
     )
     input_path = prospects(tmp_path / "p.csv", 50)
     summary = await until_done(settings, input_path, tmp_path / "r.csv", virtual_clock, limit=40)
