@@ -20,7 +20,6 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,7 +39,7 @@ from campaign_runner.journal import (
     JournalState,
 )
 from campaign_runner.ledger import WEEK_WINDOWS, Holder, SenderUsage
-from campaign_runner.timestamps import format_timestamp
+from campaign_runner.timestamps import format_timestamp, parse_iso_time
 from campaign_runner.validation import STATUS_VALID, Verdicts
 from campaign_runner.work import WorkItem, WorkRows
 
@@ -436,11 +435,7 @@ def _epoch(quota: Quota | None) -> float | None:
     """When the API says a quota resets, in epoch seconds (None: not said, or unreadable)."""
     if quota is None or not quota.resets_at:
         return None
-    try:
-        moment = datetime.fromisoformat(quota.resets_at.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    return parse_iso_time(quota.resets_at)
 
 
 def _earliest(*moments: float | None) -> float | None:

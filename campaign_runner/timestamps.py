@@ -22,3 +22,14 @@ def parse_timestamp(stamp: str) -> float:
     """Epoch seconds of one of our own timestamps (``2026-11-27T10:00:00.123Z``)."""
     when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     return when.timestamp()
+
+
+def parse_iso_time(text: str) -> float | None:
+    """Epoch seconds of a time as another system writes it: ISO 8601, with ``Z``, an
+    offset, or no zone (read as UTC), as the API's ``resetsAt`` and webhook times come.
+    None when it cannot be read: such a time is missing, not an error."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()

@@ -33,7 +33,6 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -41,6 +40,7 @@ from aiohttp import web
 from campaign_runner.config import Secret
 from campaign_runner.errors import LedgerError
 from campaign_runner.ledger.base import ACCEPTED_EVENTS, Ledger, WebhookEvent
+from campaign_runner.timestamps import parse_iso_time
 from campaign_runner.urls import InvalidUrl, normalize_profile_url
 
 PATH = "/webhooks/sendpilot"
@@ -253,13 +253,7 @@ def _epoch(value: object) -> float | None:
         return float(value) if math.isfinite(value) else None
     if not isinstance(value, str) or not value.strip():
         return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return parse_iso_time(value)
 
 
 # -- the receiver

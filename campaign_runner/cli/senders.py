@@ -13,6 +13,7 @@ from campaign_runner.cli.app import (
     user_errors,
 )
 from campaign_runner.config import Settings, find_config, load_settings
+from campaign_runner.timestamps import parse_iso_time
 
 if TYPE_CHECKING:
     # The sending stack (aiohttp, the runner, the sandbox) is imported by the commands
@@ -98,16 +99,12 @@ def _table(rows: list[dict[str, Any]], now: float) -> list[str]:
 
 def _resets(resets_at: str | None, now: float) -> str:
     """The API's reset time in local time; as the API wrote it when it cannot be read."""
-    from datetime import datetime
-
     from campaign_runner.cli.render import local_time
 
     if not resets_at:
         return "?"
-    try:
-        return local_time(datetime.fromisoformat(resets_at.replace("Z", "+00:00")).timestamp(), now)
-    except ValueError:
-        return resets_at
+    moment = parse_iso_time(resets_at)
+    return resets_at if moment is None else local_time(moment, now)
 
 
 async def _sender_rows(settings: Settings) -> list[dict[str, Any]]:
