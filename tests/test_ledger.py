@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -462,3 +464,31 @@ def test_a_ledger_of_an_older_release_reads_as_having_no_webhook_events(tmp_path
     with sqlite3.connect(path) as db:  # and it was left as it was
         tables = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "webhook_events" not in tables
+
+
+def test_a_claim_is_stamped_once_it_holds_the_lock_not_before(tmp_path: Path) -> None:
+    # Another process holds the ledger's write lock for a while (its commit, its fsync):
+    # the claim that waited for it is stamped when it got the lock, so that the sender's
+    # next slot, for any campaign, counts from then and not from before the wait.
+    path = tmp_path / "ws.sqlite3"
+    with SQLiteLedger(path) as ledger:
+        campaign = ledger.campaign("a", "/a.csv", T0).id
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")  # the other process's transaction
+        released: list[float] = []
+
+        def release() -> None:
+            released.append(time.time())
+            other.execute("COMMIT")
+
+        releasing = threading.Timer(0.3, release)
+        releasing.start()
+        asked = time.time()
+        (granted,) = ledger.claim(
+            campaign, [ClaimRequest(url(1), "s1")], {"s1": ROOMY}, DAY, time.time
+        )
+        releasing.join()
+        other.close()
+        assert granted.verdict is Verdict.CLAIMED
+        stamped = ledger.usage(DAY, time.time() + 1)["s1"].last_at
+        assert stamped is not None and stamped >= released[0] > asked

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 PENDING = "pending"
@@ -188,9 +188,14 @@ class Ledger(ABC):
         requests: Sequence[ClaimRequest],
         limits: Mapping[str, SenderLimits],
         window_seconds: float,
-        now: float,
+        now: float | Callable[[], float],
     ) -> list[Claim]:
-        """Claim each person for its sender, in order, in one durable transaction."""
+        """Claim each person for its sender, in order, in one durable transaction.
+
+        ``now`` may be a clock, read once the transaction holds the ledger's lock: a time
+        read before that wait (another process committing) would stamp the claims early,
+        and the next campaign's claim of the sender's slot would come that much too soon.
+        """
 
     @abstractmethod
     def settle(self, outcomes: Sequence[Settle], now: float) -> None:

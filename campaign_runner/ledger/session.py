@@ -131,7 +131,11 @@ class LedgerSession:
         if claims:
             try:
                 granted = self.ledger.claim(
-                    self.campaign_id, [c for _, c in claims], self._limits, self._window, now
+                    self.campaign_id,
+                    [c for _, c in claims],
+                    self._limits,
+                    self._window,
+                    self._clock,
                 )
                 for (i, _), claim in zip(claims, granted, strict=True):
                     results[i] = claim

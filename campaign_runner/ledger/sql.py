@@ -10,7 +10,7 @@ earlier claim of every process.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -200,11 +200,12 @@ class SqlLedger(Ledger):
         requests: Sequence[ClaimRequest],
         limits: Mapping[str, SenderLimits],
         window_seconds: float,
-        now: float,
+        now: float | Callable[[], float],
     ) -> list[Claim]:
         with self._tx() as q:
+            moment = now() if callable(now) else now  # inside the lock: see Ledger.claim
             return [
-                self._claim_one(q, campaign_id, r, limits, window_seconds, now) for r in requests
+                self._claim_one(q, campaign_id, r, limits, window_seconds, moment) for r in requests
             ]
 
     def _claim_one(
