@@ -6,7 +6,8 @@ sleeps until the first of them is due, or until something changes (a send ends, 
 comes back), and starts that sender's turn: a task that takes the sender's next row (its
 own pinned rows first, then the shared ones, so that senders with more capacity take
 more), claims it in the workspace and starts its send within the global concurrency cap.
-When the turn has its send under way, the sender goes back on the heap for its next slot.
+When its request leaves (a slow API may keep it waiting for a request slot), the sender
+goes back on the heap for its next slot, paced from then if it left late.
 Nothing waits per sender: a thousand idle senders cost a thousand heap entries, and a send
 that ends wakes one scheduler, not every sender. A sender with no row it could take is set
 aside until one comes back (another sender reached its daily limit, say), and a turn that
@@ -718,7 +719,7 @@ class _Run:
         try:
             await self._take_turn(pacer)
         finally:
-            # The send is under way, or the turn gave up: wait for the next one.
+            # The request has left, or the turn gave up: wait for the next one.
             self._place(pacer)
             self._changed.set()
 
