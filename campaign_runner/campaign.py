@@ -48,7 +48,7 @@ from campaign_runner.planning import (
     results_file_problem,
     select_rows,
 )
-from campaign_runner.validation import check_with_settings
+from campaign_runner.validation import Verdicts, check_with_settings
 from campaign_runner.workspace import bring_in, ledger_location, open_ledger
 
 __all__ = [
@@ -130,20 +130,24 @@ class Campaign:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         kept: KeptLock | None = None,
+        verdicts: Verdicts | None = None,
     ) -> Campaign:
         """Validate, ask the API, read the results and the workspace, and plan. Takes the
         results lock unless this is a dry run (taking over ``kept``, the lock an earlier
-        round kept); call :meth:`close` (or :meth:`execute`) to release it."""
+        round kept); call :meth:`close` (or :meth:`execute`) to release it. ``verdicts``:
+        the input as the caller checked it already, with the same options (``report``),
+        so that it is not read twice."""
         clock = clock or running_clock()
-        verdicts = check_with_settings(
-            options.input_path,
-            settings,
-            url_column=options.url_column,
-            note_column=options.note_column,
-            note_template=options.note_template,
-            sheet=options.sheet,
-            exclude=options.exclude,
-        )
+        if verdicts is None:
+            verdicts = check_with_settings(
+                options.input_path,
+                settings,
+                url_column=options.url_column,
+                note_column=options.note_column,
+                note_template=options.note_template,
+                sheet=options.sheet,
+                exclude=options.exclude,
+            )
         client, api = await _ask_api(settings, session, options.dry_run)
         rehearsal = options.sandbox or (client is not None and client.stand_in)
         results_path = options.results_path or default_results_path(options.input_path, rehearsal)

@@ -32,7 +32,7 @@ from campaign_runner.report import (
     notes_of_input,
     results_invitations,
 )
-from campaign_runner.validation import check_prospects, settings_rules
+from campaign_runner.validation import Verdicts, check_prospects, settings_rules
 from campaign_runner.workspace import ledger_location, open_ledger
 
 
@@ -105,7 +105,7 @@ async def make_report(settings: Settings, options: ReportOptions, now: float) ->
         verdicts = check_prospects(prospects, exclusions, template)
         own = prospects.table[prospects.note_column] if prospects.note_column else None
         notes = notes_of_input(verdicts, own, dropped)
-        left = await _left(settings, options, states, rehearsal)
+        left = await _left(settings, options, states, rehearsal, verdicts)
         if options.export:
             export = export_table(
                 prospects, verdicts, _by_url(invitations), acceptance_times(acceptances)
@@ -159,7 +159,11 @@ def _by_url(invitations: list[Invitation]) -> dict[str, Invitation]:
 
 
 async def _left(
-    settings: Settings, options: ReportOptions, states: list[JournalState], rehearsal: bool
+    settings: Settings,
+    options: ReportOptions,
+    states: list[JournalState],
+    rehearsal: bool,
+    verdicts: Verdicts,
 ) -> Left:
     """What is left to send from the input, and when it goes: a dry run's plan."""
     from campaign_runner.campaign import Campaign, RunOptions
@@ -177,7 +181,7 @@ async def _left(
         sandbox=rehearsal,
         exclude=options.exclude,
     )
-    campaign = await Campaign.prepare(settings, run, None)
+    campaign = await Campaign.prepare(settings, run, None, verdicts=verdicts)
     summary = await campaign.execute()
     plan = summary.plan
     return Left(
