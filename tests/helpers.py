@@ -8,6 +8,7 @@ import asyncio
 import csv
 import dataclasses
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -246,3 +247,31 @@ def with_hours(
 def start_at(clock: VirtualClock, epoch: float) -> None:
     """Move a virtual clock's wall time to ``epoch`` (monotonic time goes on as it was)."""
     clock.loop.epoch = epoch - clock.loop.time()
+
+
+def virtual_cli_env(
+    tmp_path: Path,
+    key: str,
+    epoch: float,
+    stand_in: dict[str, Any],
+    freeze_at: float | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment of a ``tests/virtual_cli.py`` run in ``tmp_path`` (see its docs):
+    time from ``epoch``, the stand-in ``stand_in`` describes, its record and the config
+    ``c.yaml`` beside the files, frozen at ``freeze_at`` if given."""
+    env = {
+        **os.environ,
+        "SENDPILOT_API_KEY": key,
+        "PYTHONUNBUFFERED": "1",
+        "VIRTUAL_EPOCH": repr(epoch),
+        "STAND_IN": json.dumps({"api_key": key, **stand_in}),
+        "STAND_IN_CONFIG": str(tmp_path / "c.yaml"),
+        "STAND_IN_RECORD": str(tmp_path / "record.jsonl"),
+        **extra,
+    }
+    env.pop("CAMPAIGN_RUNNER_CONFIG", None)
+    env.pop("VIRTUAL_FREEZE_AT", None)
+    if freeze_at is not None:
+        env["VIRTUAL_FREEZE_AT"] = repr(freeze_at)
+    return env

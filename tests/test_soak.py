@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
-import os
 import signal
 import sys
 from collections import defaultdict
@@ -24,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from helpers import frozen, latest, url, write_prospects
+from helpers import frozen, latest, url, virtual_cli_env, write_prospects
 
 from campaign_runner.sandbox.state import Invitation, read_record
 
@@ -77,26 +75,15 @@ async def start(
 ) -> asyncio.subprocess.Process:
     """``campaign-runner run p.csv --config c.yaml --yes --wait``, time starting at ``epoch``."""
     stand_in = {
-        "api_key": KEY,
         "senders": [[i, 1_000] for i, *_ in SENDERS],  # the runner's own limits bind
         "window_seconds": DAY,
         "faults": FAULTS,
         "seed": seed,  # each process its own faults
     }
-    env = {
-        **os.environ,
-        "SENDPILOT_API_KEY": KEY,
-        "PYTHONUNBUFFERED": "1",
-        "VIRTUAL_EPOCH": repr(epoch),
-        "STAND_IN": json.dumps(stand_in),
-        "STAND_IN_CONFIG": str(tmp_path / "c.yaml"),
-        "STAND_IN_RECORD": str(tmp_path / "record.jsonl"),
-        "CAMPAIGN_RUNNER_DATABASE": str(tmp_path / "workspace.sqlite"),
-    }
-    env.pop("CAMPAIGN_RUNNER_CONFIG", None)
-    env.pop("VIRTUAL_FREEZE_AT", None)
-    if freeze_at is not None:
-        env["VIRTUAL_FREEZE_AT"] = repr(freeze_at)
+    database = str(tmp_path / "workspace.sqlite")
+    env = virtual_cli_env(
+        tmp_path, KEY, epoch, stand_in, freeze_at, CAMPAIGN_RUNNER_DATABASE=database
+    )
     # Its output to a file: a pipe nobody reads fills up over weeks of rounds.
     with (tmp_path / f"out-{seed}.txt").open("wb") as out:
         return await asyncio.create_subprocess_exec(

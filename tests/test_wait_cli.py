@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from helpers import frozen, latest, prospects, url, write_config
+from helpers import frozen, latest, prospects, url, virtual_cli_env, write_config
 
 pytestmark = [pytest.mark.slow]
 
@@ -40,20 +40,8 @@ async def start(
     tmp_path: Path, epoch: float, freeze_at: float | None = None
 ) -> asyncio.subprocess.Process:
     """``campaign-runner run p.csv --config c.yaml --yes --wait``, time starting at ``epoch``."""
-    env = {
-        **os.environ,
-        "SENDPILOT_API_KEY": KEY,
-        "PYTHONUNBUFFERED": "1",
-        "TZ": "UTC",
-        "VIRTUAL_EPOCH": repr(epoch),
-        "STAND_IN": json.dumps({"api_key": KEY, "senders": [["a", 10_000]]}),
-        "STAND_IN_CONFIG": str(tmp_path / "c.yaml"),
-        "STAND_IN_RECORD": str(tmp_path / "record.jsonl"),
-    }
-    env.pop("CAMPAIGN_RUNNER_CONFIG", None)
-    env.pop("VIRTUAL_FREEZE_AT", None)
-    if freeze_at is not None:
-        env["VIRTUAL_FREEZE_AT"] = repr(freeze_at)
+    stand_in = {"senders": [["a", 10_000]]}
+    env = virtual_cli_env(tmp_path, KEY, epoch, stand_in, freeze_at, TZ="UTC")
     return await asyncio.create_subprocess_exec(
         sys.executable,
         str(ENTRY),
