@@ -120,6 +120,38 @@ async def sandbox() -> AsyncIterator[SandboxFactory]:
         await server.stop()
 
 
+ThreadedFactory = Callable[..., Any]  # (**SandboxConfig fields) -> helpers.ThreadedSandbox
+
+
+@pytest.fixture
+def threaded_sandbox() -> Iterator[ThreadedFactory]:
+    """Start stand-ins on threads of their own, for commands that run ``asyncio.run``
+    themselves (the CLI through ``CliRunner``): ``threaded_sandbox(**config_fields)``
+    returns the started :class:`helpers.ThreadedSandbox`; all are stopped at the end."""
+    from helpers import ThreadedSandbox
+
+    started: list[ThreadedSandbox] = []
+
+    def start(**fields: Any) -> ThreadedSandbox:
+        threaded = ThreadedSandbox(SandboxConfig(**fields))
+        threaded.__enter__()
+        started.append(threaded)
+        return threaded
+
+    yield start
+    for threaded in reversed(started):
+        threaded.__exit__(None, None, None)
+
+
+@pytest.fixture
+def cli_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run in ``tmp_path``, with no ./campaign-runner.yaml, $CAMPAIGN_RUNNER_CONFIG or
+    API key leaking in from outside the test."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CAMPAIGN_RUNNER_CONFIG", raising=False)
+    monkeypatch.delenv("SENDPILOT_API_KEY", raising=False)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[pg.PgServer]:
     """A PostgreSQL server on 127.0.0.1 for the whole session; ``create_database()`` per test."""

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from conftest import ThreadedFactory
 from helpers import (
     RESULTS_HEADER,
-    ThreadedSandbox,
     connect_requests,
     final_counts,
     invited,
@@ -33,7 +33,7 @@ from helpers import (
 
 from campaign_runner.cli import cli
 from campaign_runner.journal import Journal
-from campaign_runner.sandbox import FaultRule, SandboxConfig, SandboxSender, SandboxServer
+from campaign_runner.sandbox import FaultRule, SandboxSender, SandboxServer
 
 KEY = "sk_live_CLI_5e8b2d7a91c4"
 SENDERS = (SandboxSender("a", capacity=100), SandboxSender("b", capacity=100, premium=False))
@@ -41,30 +41,20 @@ SENDERS = (SandboxSender("a", capacity=100), SandboxSender("b", capacity=100, pr
 Serve = Callable[..., SandboxServer]
 
 
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    """Start threaded sandboxes: ``serve(senders=..., faults=...)``; all stopped at the end."""
-    started: list[ThreadedSandbox] = []
+pytestmark = pytest.mark.usefixtures("cli_isolated")
 
-    def start(**overrides: Any) -> SandboxServer:
-        overrides.setdefault("api_key", KEY)
-        overrides.setdefault("senders", SENDERS)
-        threaded = ThreadedSandbox(SandboxConfig(**overrides))
-        server = threaded.__enter__()
-        started.append(threaded)
+
+@pytest.fixture
+def serve(threaded_sandbox: ThreadedFactory) -> Serve:
+    """Start threaded sandboxes: ``serve(senders=..., faults=...)``; all stopped at the end."""
+
+    def start(**fields: Any) -> SandboxServer:
+        fields.setdefault("api_key", KEY)
+        fields.setdefault("senders", SENDERS)
+        server: SandboxServer = threaded_sandbox(**fields).server
         return server
 
-    yield start
-    for threaded in reversed(started):
-        threaded.__exit__(None, None, None)
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # No stray ./campaign-runner.yaml or $CAMPAIGN_RUNNER_CONFIG may leak into a test.
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("CAMPAIGN_RUNNER_CONFIG", raising=False)
-    monkeypatch.delenv("SENDPILOT_API_KEY", raising=False)
+    return start
 
 
 def invoke(args: list[str], key: str | None = KEY) -> Result:

@@ -31,6 +31,7 @@ import openpyxl
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from conftest import ThreadedFactory
 from helpers import (
     ThreadedSandbox,
     latest,
@@ -54,7 +55,7 @@ from campaign_runner.report import (
     build_report,
     results_invitations,
 )
-from campaign_runner.sandbox import SandboxConfig, SandboxSender, SandboxServer
+from campaign_runner.sandbox import SandboxSender, SandboxServer
 from campaign_runner.timestamps import format_timestamp, parse_timestamp
 from campaign_runner.workspace import ledger_location
 
@@ -62,6 +63,8 @@ DAY = 86_400.0
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp()
 KEY = "sk_live_REPORT_7c1d0e"
 SENDERS = (SandboxSender("a", capacity=1000), SandboxSender("b", capacity=1000, premium=False))
+
+pytestmark = pytest.mark.usefixtures("cli_isolated")
 
 
 # -- the rules, on hand-built invitations ----------------------------------------------
@@ -193,28 +196,16 @@ def test_a_results_file_gives_each_prospect_once(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def stand_in() -> Iterator[Any]:
+def stand_in(threaded_sandbox: ThreadedFactory) -> ThreadedFactory:
     """Start threaded stand-ins: ``stand_in(**config)`` -> ThreadedSandbox (started)."""
-    started: list[ThreadedSandbox] = []
 
-    def start(**overrides: Any) -> ThreadedSandbox:
-        overrides.setdefault("api_key", KEY)
-        overrides.setdefault("senders", SENDERS)
-        threaded = ThreadedSandbox(SandboxConfig(**overrides))
-        threaded.__enter__()
-        started.append(threaded)
+    def start(**fields: Any) -> ThreadedSandbox:
+        fields.setdefault("api_key", KEY)
+        fields.setdefault("senders", SENDERS)
+        threaded: ThreadedSandbox = threaded_sandbox(**fields)
         return threaded
 
-    yield start
-    for threaded in reversed(started):
-        threaded.__exit__(None, None, None)
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("CAMPAIGN_RUNNER_CONFIG", raising=False)
-    monkeypatch.delenv("SENDPILOT_API_KEY", raising=False)
+    return start
 
 
 def invoke(args: list[str], key: str | None = KEY) -> Result:
